@@ -1,0 +1,88 @@
+"""Meta-SpikeFormer (Spike-Driven Transformer V2) from a ``ModelConfig``."""
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .blocks import BLOCKS
+from .layers import Downsampling
+from .neuron import LIF
+from .synapse import Dense
+
+
+class SpikeHead(nn.Module):
+    """Spatial mean of the stream -> LIF (membrane shortcut only) -> Linear; mean over T."""
+
+    def __init__(self, dim: int, num_classes: int, *, lif: nn.Module):
+        super().__init__()
+        self.lif = lif
+        self.fc = Dense(dim, num_classes)
+        nn.init.trunc_normal_(self.fc.weight, std=0.02)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        pooled = self.lif(features.flatten(3).mean(3))          # [T, B, C]
+        return self.fc(pooled).mean(0)
+
+
+class MetaSpikeFormer(nn.Module):
+    """Stages of ``Downsampling -> blocks`` and the spike-driven head.
+
+    ``forward(images)`` takes ``[B, C, H, W]`` (repeated T times: direct encoding) or, for
+    ``event_input`` configs, ``[T, B, C, H, W]`` event frames; returns logits ``[B, classes]``
+    (with a KD head: ``(logits, logits_kd)`` in training, their average in eval).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        neuron = functools.partial(LIF, threshold=cfg.threshold, tau=cfg.tau, alpha=cfg.surrogate_alpha,
+                                   mode=cfg.neuron_mode)
+        spiking_stream = cfg.shortcut != "ms"
+        stages, in_ch = [], cfg.in_channels
+        for i, stage in enumerate(cfg.stages):
+            down = Downsampling(in_ch, stage.dim, stage.kernel_size, stage.stride, stage.padding,
+                                neuron=neuron, lif_before=(i > 0 and not spiking_stream),
+                                lif_after=spiking_stream)
+            blocks = [BLOCKS[stage.block](stage.dim, cfg=cfg, neuron=neuron) for _ in range(stage.depth)]
+            stages.append(nn.Sequential(down, *blocks))
+            in_ch = stage.dim
+        self.stages = nn.Sequential(*stages)
+        self.num_features = in_ch
+        head_lif = nn.Identity() if spiking_stream else neuron()
+        self.head = SpikeHead(in_ch, cfg.num_classes, lif=head_lif)
+        self.head_kd = SpikeHead(in_ch, cfg.num_classes, lif=head_lif) if cfg.kd_head else None
+
+    @property
+    def timesteps(self) -> int:
+        return self.cfg.timesteps
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``[B, C, H, W]`` -> ``[T, B, C, H, W]``; checks the shape against the config."""
+        cfg = self.cfg
+        expected_dims = 5 if cfg.event_input else 4
+        if x.dim() != expected_dims or x.shape[-3] != cfg.in_channels:
+            layout = "[T, B, C, H, W]" if cfg.event_input else "[B, C, H, W]"
+            raise ValueError(f"{cfg.name}: input must be {layout} with C={cfg.in_channels}, "
+                             f"got shape {tuple(x.shape)}")
+        if cfg.event_input:
+            return x
+        return x.unsqueeze(0).expand(cfg.timesteps, *x.shape)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.encode(x))
+
+    def forward(self, x: torch.Tensor):
+        features = self.forward_features(x)
+        logits = self.head(features)
+        if self.head_kd is None:
+            return logits
+        logits_kd = self.head_kd(features)
+        return (logits, logits_kd) if self.training else (logits + logits_kd) / 2
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,211 @@
+"""Training and evaluation: AdamW + warmup/cosine, T=1 training then T=4 finetune, resume.
+
+The run directory holds ``checkpoint.pt`` (last epoch, atomically replaced), ``best.pt``,
+``metrics.csv`` (one row per epoch) and ``curves.png``.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import create_model
+from .checkpoint import CheckpointError, load_checkpoint, load_model, load_state, save_checkpoint
+from .data import ImageSet, augment, normalize
+
+METRIC_FIELDS = ("epoch", "timesteps", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+                 "epoch_seconds", "elapsed_seconds")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "meta_spikeformer_small28"
+    out_dir: str = "runs/fmnist"
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.1
+    clip_grad: float = 1.0
+    timesteps: Optional[int] = None          # None: the model's own T
+    finetune_from: Optional[str] = None      # a T=1 checkpoint to start a T>1 finetune from
+    resume: bool = False
+    augment: bool = True
+    eval_batch_size: int = 500
+    train_subset: Optional[int] = None
+    test_subset: Optional[int] = None
+    seed: int = 0
+    device: str = "auto"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def logits_of(output) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, data: ImageSet, *, batch_size: int = 500, device=None,
+             progress: bool = True) -> Tuple[float, float]:
+    """Mean cross-entropy and top-1 accuracy (fraction) over ``data``, eval mode."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    for start in tqdm(range(0, len(data), batch_size), desc="eval", leave=False, disable=not progress):
+        x = normalize(data.images[start:start + batch_size]).to(device)
+        y = data.labels[start:start + batch_size].to(device)
+        logits = logits_of(model(x))
+        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+    model.train(was_training)
+    return total_loss / len(data), correct / len(data)
+
+
+def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    total = max(warmup + 1, cfg.epochs * steps_per_epoch)
+    floor = cfg.min_lr / cfg.lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / (total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def _build_model(cfg: TrainConfig):
+    overrides = {"timesteps": cfg.timesteps} if cfg.timesteps else {}
+    if cfg.finetune_from:
+        model, payload = load_model(cfg.finetune_from, **overrides)
+        if payload["config"].name != cfg.model:
+            raise CheckpointError(f"checkpoint {cfg.finetune_from} holds model {payload['config'].name!r}, "
+                                  f"not {cfg.model!r}")
+        return model
+    return create_model(cfg.model, **overrides)
+
+
+def plot_curves(rows, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
+    ax_loss.plot(epochs, [r["test_loss"] for r in rows], "o-", label="test")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.plot(epochs, [100 * r["train_acc"] for r in rows], "o-", label="train")
+    ax_acc.plot(epochs, [100 * r["test_acc"] for r in rows], "o-", label="test")
+    ax_acc.set(xlabel="epoch", ylabel="top-1 %", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _read_metrics(path: Path):
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (float(v) if k not in ("epoch", "timesteps") else int(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def _write_metrics(path: Path, rows) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress: bool = True) -> dict:
+    """Train ``cfg.model``; returns the last epoch's metrics row plus ``params`` and ``best_acc``."""
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_set, test_set = train_set.subset(cfg.train_subset), test_set.subset(cfg.test_subset)
+    model = _build_model(cfg).to(device)
+    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    start_epoch, best_acc, elapsed = 0, 0.0, 0.0
+    rows = []
+    ckpt_path = out / "checkpoint.pt"
+    if cfg.resume and ckpt_path.exists():
+        payload = load_checkpoint(ckpt_path)
+        load_state(ckpt_path, model, payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        generator.set_state(payload["rng"])
+        start_epoch, best_acc, elapsed = payload["epoch"], payload["best_acc"], payload["elapsed_seconds"]
+        rows = [r for r in _read_metrics(out / "metrics.csv") if r["epoch"] <= start_epoch]
+    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    (out / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
+
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(len(train_set), generator=generator)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs} T={model.timesteps}",
+                   disable=not progress)
+        for step in bar:
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            images = train_set.images[idx]
+            if cfg.augment:
+                images = augment(images, generator)
+            x, y = normalize(images).to(device), train_set.labels[idx].to(device)
+            output = model(x)
+            heads = output if isinstance(output, tuple) else (output,)
+            loss = sum(F.cross_entropy(h, y, label_smoothing=cfg.label_smoothing) for h in heads) / len(heads)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(y)
+            correct += (heads[0].argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+        train_seconds = time.perf_counter() - t0
+        test_loss, test_acc = evaluate(model, test_set, batch_size=cfg.eval_batch_size, progress=progress)
+        epoch_seconds = time.perf_counter() - t0
+        elapsed += epoch_seconds
+        row = {"epoch": epoch + 1, "timesteps": model.timesteps, "lr": optimizer.param_groups[0]["lr"],
+               "train_loss": loss_sum / seen, "train_acc": correct / seen, "test_loss": test_loss,
+               "test_acc": test_acc, "epoch_seconds": epoch_seconds, "elapsed_seconds": elapsed}
+        rows.append(row)
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}: train {100 * row['train_acc']:.2f} % test {100 * test_acc:.2f} % "
+                       f"({train_seconds:.0f} s train, {epoch_seconds:.0f} s total)")
+        if test_acc > best_acc:
+            best_acc = test_acc
+            save_checkpoint(out / "best.pt", model, epoch=epoch + 1, test_acc=test_acc)
+        save_checkpoint(ckpt_path, model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                        rng=generator.get_state(), epoch=epoch + 1, best_acc=best_acc, elapsed_seconds=elapsed)
+        _write_metrics(out / "metrics.csv", rows)
+        plot_curves(rows, out / "curves.png")
+    from .nn import count_parameters
+    return {**(rows[-1] if rows else {}), "params": count_parameters(model), "best_acc": best_acc}
