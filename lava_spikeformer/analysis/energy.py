@@ -139,7 +139,7 @@ class _Recorder:
             steps, batch, channels, h, w = inputs[0].shape
             n_tokens = h * w
             flops = n_tokens * channels * (channels if mod.variant in (3, 4) else 1)
-            entry = self._entry(f"{name}.operator", kind="sdsa-op", flops=int(flops), timesteps=int(steps),
+            entry = self._entry(f"{name}.operator" if name else "operator", kind="sdsa-op", flops=int(flops), timesteps=int(steps),
                                 rates={})
             for key, (nonzero, numel) in spikes.items():
                 acc = entry["rates"].setdefault(key, [0, 0])
