@@ -35,6 +35,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune-from", default=None, help="T=1 checkpoint to finetune (e.g. at --timesteps 4)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast while training (eval stays float32)")
+    p.add_argument("--epoch-eval-subset", type=int, default=None,
+                   help="evaluate only the first N test images after each epoch; the last epoch uses all")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--energy-images", type=int, default=500, help="test images for the energy report")

@@ -22,8 +22,9 @@ from . import create_model
 from .checkpoint import CheckpointError, load_checkpoint, load_model, load_state, save_checkpoint
 from .data import ImageSet, augment, normalize
 
-METRIC_FIELDS = ("epoch", "timesteps", "lr", "train_loss", "train_acc", "test_loss", "test_acc",
+METRIC_FIELDS = ("epoch", "timesteps", "lr", "train_loss", "train_acc", "test_images", "test_loss", "test_acc",
                  "epoch_seconds", "elapsed_seconds")
+_INT_FIELDS = ("epoch", "timesteps", "test_images")
 
 
 @dataclass
@@ -42,6 +43,8 @@ class TrainConfig:
     finetune_from: Optional[str] = None      # a T=1 checkpoint to start a T>1 finetune from
     resume: bool = False
     augment: bool = True
+    amp: bool = False                        # bfloat16 autocast for training (CPU: 1.4x faster per step)
+    epoch_eval_subset: Optional[int] = None  # evaluate the first N test images after each epoch, all at the end
     eval_batch_size: int = 500
     train_subset: Optional[int] = None
     test_subset: Optional[int] = None
@@ -126,7 +129,7 @@ def _read_metrics(path: Path):
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{k: (float(v) if k not in ("epoch", "timesteps") else int(v)) for k, v in row.items()}
+        return [{k: (int(v) if k in _INT_FIELDS else float(v)) for k, v in row.items()}
                 for row in csv.DictReader(f)]
 
 
@@ -176,9 +179,10 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
             if cfg.augment:
                 images = augment(images, generator)
             x, y = normalize(images).to(device), train_set.labels[idx].to(device)
-            output = model(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                output = model(x)
             heads = output if isinstance(output, tuple) else (output,)
-            loss = sum(F.cross_entropy(h, y, label_smoothing=cfg.label_smoothing) for h in heads) / len(heads)
+            loss = sum(F.cross_entropy(h.float(), y, label_smoothing=cfg.label_smoothing) for h in heads) / len(heads)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip_grad:
@@ -190,11 +194,12 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
         train_seconds = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, test_set, batch_size=cfg.eval_batch_size, progress=progress)
+        eval_set = test_set if epoch + 1 == cfg.epochs else test_set.subset(cfg.epoch_eval_subset)
+        test_loss, test_acc = evaluate(model, eval_set, batch_size=cfg.eval_batch_size, progress=progress)
         epoch_seconds = time.perf_counter() - t0
         elapsed += epoch_seconds
         row = {"epoch": epoch + 1, "timesteps": model.timesteps, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": loss_sum / seen, "train_acc": correct / seen, "test_loss": test_loss,
+               "train_loss": loss_sum / seen, "train_acc": correct / seen, "test_images": len(eval_set), "test_loss": test_loss,
                "test_acc": test_acc, "epoch_seconds": epoch_seconds, "elapsed_seconds": elapsed}
         rows.append(row)
         if progress:

@@ -62,8 +62,8 @@ class _FloatLIF(torch.autograd.Function):
         h_all, threshold = ctx.saved_tensors
         tau, alpha = ctx.tau, ctx.alpha
         sig = (h_all - threshold).mul_(alpha).sigmoid_()
-        surrogate = sig.sub_(sig * sig)                       # sig * (1 - sig)
-        grad_h = surrogate.mul_(grad_spikes).mul_(alpha)      # d loss / d h through the spike only
+        # d loss / d h through the spike only: alpha * grad * sig * (1 - sig), one fused kernel
+        grad_h = torch.ops.aten.sigmoid_backward(grad_spikes * alpha, sig)
         grad_threshold = -grad_h.sum_to_size(threshold.shape) if ctx.needs_input_grad[1] else None
         for t in range(h_all.shape[0] - 2, -1, -1):           # add the membrane path v[t] -> h[t+1]
             carried = grad_h[t + 1] * (1.0 - 1.0 / tau)

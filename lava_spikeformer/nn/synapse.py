@@ -39,10 +39,19 @@ class Conv(synapse.Conv):
         weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
         return weight[..., 0]
 
+    @property
+    def is_depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.in_channels
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps, batch = x.shape[:2]
-        y = F.conv2d(x.flatten(0, 1), self.weight_2d, self.bias, self.stride[:2], self.padding[:2],
-                     self.dilation[:2], self.groups)
+        x = x.flatten(0, 1)
+        if self.is_depthwise:
+            # oneDNN's depthwise kernels are 2.5-5x faster (fwd+bwd, measured on 2 CPU cores) on
+            # channels-last data; the rest of the network stays NCHW, where BatchNorm is faster.
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = F.conv2d(x, self.weight_2d, self.bias, self.stride[:2], self.padding[:2],
+                     self.dilation[:2], self.groups).contiguous()
         return y.view(steps, batch, *y.shape[1:])
 
 
