@@ -23,7 +23,7 @@ from .checkpoint import CheckpointError, load_checkpoint, load_model, load_state
 from .data import ImageSet, augment, normalize
 
 METRIC_FIELDS = ("epoch", "timesteps", "lr", "train_loss", "train_acc", "test_images", "test_loss", "test_acc",
-                 "epoch_seconds", "elapsed_seconds")
+                 "train_seconds", "epoch_seconds", "elapsed_seconds")
 _INT_FIELDS = ("epoch", "timesteps", "test_images")
 
 
@@ -125,7 +125,7 @@ def plot_curves(rows, path: Path) -> None:
     plt.close(fig)
 
 
-def _read_metrics(path: Path):
+def read_metrics(path: Path):
     if not path.exists():
         return []
     with open(path, newline="") as f:
@@ -149,7 +149,7 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
     train_set, test_set = train_set.subset(cfg.train_subset), test_set.subset(cfg.test_subset)
     model = _build_model(cfg).to(device)
     steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
     generator = torch.Generator().manual_seed(cfg.seed)
     start_epoch, best_acc, elapsed = 0, 0.0, 0.0
@@ -162,7 +162,7 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
         scheduler.load_state_dict(payload["scheduler"])
         generator.set_state(payload["rng"])
         start_epoch, best_acc, elapsed = payload["epoch"], payload["best_acc"], payload["elapsed_seconds"]
-        rows = [r for r in _read_metrics(out / "metrics.csv") if r["epoch"] <= start_epoch]
+        rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] <= start_epoch]
     (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     (out / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
 
@@ -200,7 +200,8 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
         elapsed += epoch_seconds
         row = {"epoch": epoch + 1, "timesteps": model.timesteps, "lr": optimizer.param_groups[0]["lr"],
                "train_loss": loss_sum / seen, "train_acc": correct / seen, "test_images": len(eval_set), "test_loss": test_loss,
-               "test_acc": test_acc, "epoch_seconds": epoch_seconds, "elapsed_seconds": elapsed}
+               "test_acc": test_acc, "train_seconds": train_seconds, "epoch_seconds": epoch_seconds,
+               "elapsed_seconds": elapsed}
         rows.append(row)
         if progress:
             tqdm.write(f"epoch {epoch + 1}: train {100 * row['train_acc']:.2f} % test {100 * test_acc:.2f} % "
