@@ -83,6 +83,12 @@ class MetaSpikeFormer(nn.Module):
         logits_kd = self.head_kd(features)
         return (logits, logits_kd) if self.training else (logits + logits_kd) / 2
 
+    def export_hdf5(self, path):
+        """Write the eval-mode network (BN folded, RepConv re-parameterized) to ``path`` atomically;
+        the model is not modified. Format: ``lava_spikeformer/export/schema.md``."""
+        from ..export import export_hdf5
+        return export_hdf5(self, path)
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,174 @@
+"""Fixed point, Loihi style: the integer network that Lava's ``fixed_pt`` models run.
+
+A deterministic function of the float export (so one file serves both tags):
+
+* graded values (images, synaptic outputs, membranes, shortcut sums) are integers in units of
+  ``2**-FRAC_BITS`` (6 bits: slayer/netx's ``w_scale`` 64); spikes are 0/1;
+* weights are 8-bit signed mantissas with a power-of-two exponent per output channel
+  (``w ~ m * 2**-e``, ``|m| <= 127``); the accumulated sum is shifted back to graded units with
+  round-half-up; biases are integers in graded units;
+* the LIF integrates ``u = tau * h`` (Loihi's voltage with current = input):
+  ``u[t] = trunc(u[t-1] * (4096 - dv) / 4096) + x[t]`` with ``dv = round(4096 / tau)``
+  (2048: halves), spike iff ``u >= round(tau * threshold * 64)``, reset to 0;
+* SDSA's integer counts are multiplied by ``round(scale * 64)`` (SDSA-3/4) or by 64 (SDSA-1/2).
+
+Per-channel weight exponents are an extension of netx's per-layer exponent: BatchNorm folding
+gives output channels whose scales differ by more than 8 bits can resolve.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+
+from .graph import Graph, Node
+from . import ops
+
+FRAC_BITS = 6
+ONE = 1 << FRAC_BITS
+WEIGHT_BITS = 8
+DECAY_ONE = 4096
+SPIKE_OPS = ("lif", "sdsa")
+
+
+def quantize_input(x: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(x, dtype=np.float64) * ONE).astype(np.int64)
+
+
+def quantize_weight(weight: np.ndarray):
+    """``(mantissa int64, exponent int64 [out])`` with ``weight ~ mantissa * 2**-exponent`` per output channel."""
+    w = np.asarray(weight, dtype=np.float64)
+    peak = np.abs(w.reshape(len(w), -1)).max(1)
+    limit = (1 << (WEIGHT_BITS - 1)) - 1
+    exponent = np.where(peak > 0, np.floor(np.log2(limit / np.maximum(peak, 1e-300))), 0).astype(np.int64)
+    exponent = np.clip(exponent, -8, 24)
+    scale = np.ldexp(1.0, exponent).reshape((-1,) + (1,) * (w.ndim - 1))
+    mantissa = np.clip(np.round(w * scale), -limit - 1, limit).astype(np.int64)
+    return mantissa, exponent
+
+
+def shift_round(acc: np.ndarray, shift: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``acc * 2**-shift`` rounded half up, per channel along ``axis`` (negative shifts multiply)."""
+    shape = [1] * acc.ndim
+    shape[axis] = -1
+    shift = np.asarray(shift, dtype=np.int64).reshape(shape)
+    right = np.maximum(shift, 0)
+    half = np.where(right > 0, np.left_shift(np.int64(1), np.maximum(right - 1, 0)), 0)
+    return np.right_shift(acc + half, right) * np.left_shift(np.int64(1), np.maximum(-shift, 0))
+
+
+def decay_factor(tau: float) -> int:
+    return DECAY_ONE - int(round(DECAY_ONE / tau))
+
+
+def v_threshold(threshold: float, tau: float) -> int:
+    return int(round(threshold * tau * ONE))
+
+
+def lif_step_fixed(x: np.ndarray, u: np.ndarray, vth: int, decay: int):
+    """One integer LIF step from the previous (post-reset) ``u``: returns ``(spikes, u_pre_reset)``."""
+    decayed = u * decay
+    u = np.where(decayed >= 0, decayed // DECAY_ONE, -((-decayed) // DECAY_ONE)) + x   # trunc toward 0
+    return (u >= vth).astype(np.int64), u
+
+
+class _FixedLIF:
+    def __init__(self, threshold: float, tau: float):
+        self.vth, self.decay = v_threshold(threshold, tau), decay_factor(tau)
+        self.u = None
+
+    def reset(self):
+        self.u = None
+
+    def step(self, x):
+        u = np.zeros_like(x) if self.u is None else self.u
+        spikes, u = lif_step_fixed(x, u, self.vth, self.decay)
+        self.u = np.where(spikes > 0, 0, u)
+        return spikes
+
+
+class FixedSynapse(ops.Kernel):
+    """conv / dense with 8-bit mantissas; spike inputs are 0/1, graded inputs in 2**-6 units."""
+
+    def __init__(self, node: Node, spike_input: bool):
+        super().__init__(node)
+        self.mantissa, exponent = quantize_weight(node.params["weight"])
+        self.shift = exponent - FRAC_BITS if spike_input else exponent
+        self.bias = quantize_input(node.params["bias"]) if "bias" in node.params else None
+
+    def step(self, inputs):
+        # Integer sums computed in float64 BLAS: exact while |sum| < 2**53 (here < 2**40: 8-bit
+        # mantissas x 24-bit inputs x fan-in < 2**16), and 10-100x faster than numpy's int matmul.
+        x = inputs[0].astype(np.float64)
+        w = self.mantissa.astype(np.float64)
+        if self.node.op == "conv":
+            a = self.node.attrs
+            acc = ops.conv2d(x, w, None, int(a["stride"]), int(a["padding"]), int(a["groups"]))
+            bias = None if self.bias is None else self.bias[None, :, None, None]
+        else:
+            acc = x.reshape(len(x), -1) @ w.T
+            bias = None if self.bias is None else self.bias[None, :]
+        y = shift_round(np.rint(acc).astype(np.int64), self.shift)
+        return y if bias is None else y + bias
+
+
+class FixedLIFKernel(ops.Kernel):
+    def __init__(self, node):
+        super().__init__(node)
+        self.lif = _FixedLIF(node.attrs["threshold"], node.attrs["tau"])
+
+    def reset(self):
+        self.lif.reset()
+
+    def step(self, inputs):
+        return self.lif.step(inputs[0])
+
+
+def sdsa_scale_fixed(node: Node) -> np.ndarray:
+    if int(node.attrs["variant"]) in (3, 4):
+        return quantize_input(node.params["scale"])
+    return np.full(int(node.attrs["heads"]), ONE, dtype=np.int64)
+
+
+class FixedSDSAKernel(ops.Kernel):
+    def __init__(self, node):
+        super().__init__(node)
+        self.variant, self.heads = int(node.attrs["variant"]), int(node.attrs["heads"])
+        self.scale = sdsa_scale_fixed(node)
+        self.lif = _FixedLIF(node.attrs["threshold"], node.attrs["tau"])
+
+    def reset(self):
+        self.lif.reset()
+
+    def step(self, inputs):
+        q, k, v = (inputs[0], None, inputs[1]) if self.variant == 2 else inputs
+        drive = ops.sdsa_drive(q, k, v, self.variant, self.heads, self.scale if self.variant >= 3 else None)
+        if self.variant < 3:
+            drive = drive * ONE
+        return ops.sdsa_output(self.lif.step(drive), q, v, self.variant)
+
+
+class FixedMeanKernel(ops.Kernel):
+    def step(self, inputs):
+        x = inputs[0]
+        total = x.reshape(*x.shape[:2], -1).sum(-1)
+        n = x[0, 0].size
+        return np.where(total >= 0, total // n, -((-total) // n))
+
+
+def spike_inputs(graph: Graph) -> Dict[str, bool]:
+    """Whether each node's (first) input carries spikes rather than graded values."""
+    ops_by_name = {n.name: n.op for n in graph.nodes}
+    return {n.name: bool(n.inputs) and ops_by_name[n.inputs[0]] in SPIKE_OPS for n in graph.nodes}
+
+
+def make_fixed_kernel(node: Node, spike_input: bool) -> ops.Kernel:
+    if node.op in ("conv", "dense"):
+        return FixedSynapse(node, spike_input)
+    if node.op == "lif":
+        return FixedLIFKernel(node)
+    if node.op == "sdsa":
+        return FixedSDSAKernel(node)
+    if node.op == "mean":
+        return FixedMeanKernel(node)
+    return ops.make_kernel(node)                    # add, delay: exact on integers as they are
