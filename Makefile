@@ -11,7 +11,10 @@ data:
 	@bash scripts/ensure_data.sh
 
 demo: setup data
-	$(BIN)/lava-spikeformer train --model meta_spikeformer_small28 --epochs 1 --out runs/demo --threads 2
+	$(BIN)/lava-spikeformer train --model meta_spikeformer_small28 --epochs 1 --amp --no-augment --out runs/demo --threads 2
+	$(BIN)/lava-spikeformer export runs/demo/checkpoint.pt --out runs/demo/model.h5
+	$(BIN)/lava-spikeformer run-lava runs/demo/model.h5 --tag fixed_pt --granularity fused --images 500 --batch 250
+	$(BIN)/lava-spikeformer run-lava runs/demo/model.h5 --tag floating_pt --granularity fine --images 16 --batch 16 --out runs/demo
 
 test: setup data
 	$(BIN)/python -m pytest -q tests

@@ -136,7 +136,7 @@ def cmd_run_lava(args) -> int:
         correct += int((out[graph.output].mean(0).argmax(1) == test_set.labels[start:start + args.batch].numpy()).sum())
         records.append(out)
     result = {"model": str(args.model), "tag": args.tag, "granularity": args.granularity, "images": len(test_set),
-              "accuracy": correct / len(test_set), "steps_per_second": steps_run / seconds,
+              "accuracy": correct / len(test_set), "steps_per_second_incl_startup": steps_run / seconds,
               "latency_steps": graph.latency, "timesteps": graph.timesteps}
     if probes:
         rates = {name: float(np.mean([r[name].mean() for r in records])) for name in probes}

@@ -14,7 +14,7 @@ def test_export_then_run_lava_reports_accuracy_and_writes_plots(tmp_path, capsys
                  "--out", str(tmp_path / "lava")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["images"] == 8 and result["timesteps"] == 2 and result["latency_steps"] == 24
-    assert 0.5 <= result["accuracy"] <= 1.0 and result["steps_per_second"] > 0
+    assert 0.5 <= result["accuracy"] <= 1.0 and result["steps_per_second_incl_startup"] > 0
     assert 0 < result["mean_firing_rate"] < 0.5
     assert (tmp_path / "lava" / "lava_rates.png").stat().st_size > 1000
     assert (tmp_path / "lava" / "lava_raster.png").stat().st_size > 1000
