@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lava_spikeformer import create_model
-from lava_spikeformer.export import fixed, simulate
+from lava_spikeformer.export import fixed, ops, simulate
 from lava_spikeformer.export.fold import to_graph
 from lava_spikeformer.export.reference import predict
 
@@ -26,7 +26,7 @@ def test_shift_rounds_half_up_per_channel():
 
 def test_integer_lif_reproduces_the_hand_computed_float_sequence():
     x = fixed.quantize_input([2.0, 0.0, 1.0, 1.0, 1.5, 0.5, -2.0, 3.0])
-    lif = fixed._FixedLIF(threshold=1.0, tau=2.0)
+    lif = ops.LIFState(threshold=1.0, tau=2.0, step_fn=fixed.lif_step_fixed)
     spikes = [int(lif.step(np.array([v]))[0]) for v in x]
     assert spikes == [1, 0, 0, 0, 1, 0, 0, 1]                 # u = 2h in 1/64: 128 fires exactly at vth=128
     assert fixed.v_threshold(1.0, 2.0) == 128 and fixed.decay_factor(2.0) == 2048

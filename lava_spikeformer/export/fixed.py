@@ -65,26 +65,13 @@ def v_threshold(threshold: float, tau: float) -> int:
     return int(round(threshold * tau * ONE))
 
 
-def lif_step_fixed(x: np.ndarray, u: np.ndarray, vth: int, decay: int):
-    """One integer LIF step from the previous (post-reset) ``u``: returns ``(spikes, u_pre_reset)``."""
-    decayed = u * decay
+def lif_step_fixed(x: np.ndarray, h: np.ndarray, threshold: float, tau: float):
+    """The integer twin of ``ops.lif_step``: from the pre-reset ``u`` of the previous step (zeros at
+    the start), returns ``(spikes, u)``; ``x`` and ``u`` are in units of 1/64."""
+    vth = v_threshold(threshold, tau)
+    decayed = np.where(h >= vth, 0, h).astype(np.int64) * decay_factor(tau)
     u = np.where(decayed >= 0, decayed // DECAY_ONE, -((-decayed) // DECAY_ONE)) + x   # trunc toward 0
     return (u >= vth).astype(np.int64), u
-
-
-class _FixedLIF:
-    def __init__(self, threshold: float, tau: float):
-        self.vth, self.decay = v_threshold(threshold, tau), decay_factor(tau)
-        self.u = None
-
-    def reset(self):
-        self.u = None
-
-    def step(self, x):
-        u = np.zeros_like(x) if self.u is None else self.u
-        spikes, u = lif_step_fixed(x, u, self.vth, self.decay)
-        self.u = np.where(spikes > 0, 0, u)
-        return spikes
 
 
 class FixedSynapse(ops.Kernel):
@@ -112,48 +99,18 @@ class FixedSynapse(ops.Kernel):
         return y if bias is None else y + bias
 
 
-class FixedLIFKernel(ops.Kernel):
-    def __init__(self, node):
-        super().__init__(node)
-        self.lif = _FixedLIF(node.attrs["threshold"], node.attrs["tau"])
-
-    def reset(self):
-        self.lif.reset()
-
-    def step(self, inputs):
-        return self.lif.step(inputs[0])
+def sdsa_drive_fixed(q, k, v, variant: int, heads: int, scale) -> np.ndarray:
+    """The integer twin of ``ops.sdsa_drive``: counts times ``round(scale * 64)`` (SDSA-3/4) or 64."""
+    if variant >= 3:
+        return ops.sdsa_drive(q, k, v, variant, heads, quantize_input(scale))
+    return ops.sdsa_drive(q, k, v, variant, heads, None) * ONE
 
 
-def sdsa_scale_fixed(node: Node) -> np.ndarray:
-    if int(node.attrs["variant"]) in (3, 4):
-        return quantize_input(node.params["scale"])
-    return np.full(int(node.attrs["heads"]), ONE, dtype=np.int64)
-
-
-class FixedSDSAKernel(ops.Kernel):
-    def __init__(self, node):
-        super().__init__(node)
-        self.variant, self.heads = int(node.attrs["variant"]), int(node.attrs["heads"])
-        self.scale = sdsa_scale_fixed(node)
-        self.lif = _FixedLIF(node.attrs["threshold"], node.attrs["tau"])
-
-    def reset(self):
-        self.lif.reset()
-
-    def step(self, inputs):
-        q, k, v = (inputs[0], None, inputs[1]) if self.variant == 2 else inputs
-        drive = ops.sdsa_drive(q, k, v, self.variant, self.heads, self.scale if self.variant >= 3 else None)
-        if self.variant < 3:
-            drive = drive * ONE
-        return ops.sdsa_output(self.lif.step(drive), q, v, self.variant)
-
-
-class FixedMeanKernel(ops.Kernel):
-    def step(self, inputs):
-        x = inputs[0]
-        total = x.reshape(*x.shape[:2], -1).sum(-1)
-        n = x[0, 0].size
-        return np.where(total >= 0, total // n, -((-total) // n))
+def spatial_mean_fixed(x: np.ndarray) -> np.ndarray:
+    """Integer spatial mean, truncated toward zero."""
+    total = x.reshape(*x.shape[:2], -1).sum(-1)
+    n = x[0, 0].size
+    return np.where(total >= 0, total // n, -((-total) // n))
 
 
 def spike_inputs(graph: Graph) -> Dict[str, bool]:
@@ -166,9 +123,9 @@ def make_fixed_kernel(node: Node, spike_input: bool) -> ops.Kernel:
     if node.op in ("conv", "dense"):
         return FixedSynapse(node, spike_input)
     if node.op == "lif":
-        return FixedLIFKernel(node)
+        return ops.LIFKernel(node, lif_step_fixed)
     if node.op == "sdsa":
-        return FixedSDSAKernel(node)
+        return ops.SDSAKernel(node, sdsa_drive_fixed, lif_step_fixed)
     if node.op == "mean":
-        return FixedMeanKernel(node)
+        return ops.MeanKernel(node, spatial_mean_fixed)
     return ops.make_kernel(node)                    # add, delay: exact on integers as they are

@@ -65,17 +65,18 @@ def lif_step(x: np.ndarray, h: np.ndarray, threshold: float, tau: float):
 
 
 class LIFState:
-    """``lif_step`` with its membrane kept between steps."""
+    """A LIF step function (``lif_step``, or ``fixed.lif_step_fixed``) with its membrane kept
+    between steps."""
 
-    def __init__(self, threshold: float, tau: float):
-        self.threshold, self.tau = float(threshold), float(tau)
+    def __init__(self, threshold: float, tau: float, step_fn: Callable = lif_step):
+        self.threshold, self.tau, self.step_fn = float(threshold), float(tau), step_fn
         self.h = None
 
     def reset(self) -> None:
         self.h = None
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        spikes, self.h = lif_step(x, np.zeros_like(x) if self.h is None else self.h, self.threshold, self.tau)
+        spikes, self.h = self.step_fn(x, np.zeros_like(x) if self.h is None else self.h, self.threshold, self.tau)
         return spikes
 
 
@@ -106,9 +107,9 @@ class DenseKernel(Kernel):
 
 
 class LIFKernel(Kernel):
-    def __init__(self, node):
+    def __init__(self, node, step_fn: Callable = lif_step):
         super().__init__(node)
-        self.lif = LIFState(node.attrs["threshold"], node.attrs["tau"])
+        self.lif = LIFState(node.attrs["threshold"], node.attrs["tau"], step_fn)
 
     def reset(self):
         self.lif.reset()
@@ -139,20 +140,22 @@ def sdsa_output(attn_spikes, q, v, variant: int) -> np.ndarray:
 
 
 class SDSAKernel(Kernel):
-    """SDSA-1..4 on spikes ``q, [k,] v`` (see ``nn.attention``), the attention LIF included."""
+    """SDSA-1..4 on spikes ``q, [k,] v`` (see ``nn.attention``), the attention LIF included; the
+    drive and LIF functions are the float ones or those of ``export.fixed``."""
 
-    def __init__(self, node):
+    def __init__(self, node, drive_fn: Callable = sdsa_drive, step_fn: Callable = lif_step):
         super().__init__(node)
         self.variant = int(node.attrs["variant"])
         self.heads = int(node.attrs["heads"])
-        self.lif = LIFState(node.attrs["threshold"], node.attrs["tau"])
+        self.drive_fn = drive_fn
+        self.lif = LIFState(node.attrs["threshold"], node.attrs["tau"], step_fn)
 
     def reset(self):
         self.lif.reset()
 
     def step(self, inputs):
         q, k, v = (inputs[0], None, inputs[1]) if self.variant == 2 else inputs
-        drive = sdsa_drive(q, k, v, self.variant, self.heads, self.node.params.get("scale"))
+        drive = self.drive_fn(q, k, v, self.variant, self.heads, self.node.params.get("scale"))
         return sdsa_output(self.lif.step(drive), q, v, self.variant)
 
 
@@ -164,10 +167,17 @@ class AddKernel(Kernel):
         return out
 
 
+def spatial_mean(x: np.ndarray) -> np.ndarray:
+    return x.reshape(*x.shape[:2], -1).mean(-1)
+
+
 class MeanKernel(Kernel):
+    def __init__(self, node, mean_fn: Callable = spatial_mean):
+        super().__init__(node)
+        self.mean_fn = mean_fn
+
     def step(self, inputs):
-        x = inputs[0]
-        return x.reshape(*x.shape[:2], -1).mean(-1)
+        return self.mean_fn(inputs[0])
 
 
 class DelayKernel(Kernel):

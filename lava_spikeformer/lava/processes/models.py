@@ -146,15 +146,13 @@ class PyDenseModelFixed(_DenseModel):
 
 # ---------------------------------------------------------------------------- neurons
 class _LIFModel(_Model):
+    def lif_step(self, x: np.ndarray):
+        step_fn = fixed.lif_step_fixed if self.FIXED else ops.lif_step
+        spikes, self.h[:] = step_fn(x, self.h, self.threshold[0], self.tau[0])
+        return spikes
+
     def step(self) -> None:
-        x = self.recv(self.a_in)
-        if self.FIXED:
-            tau, th = self.tau[0], self.threshold[0]
-            u = np.where(self.h >= fixed.v_threshold(th, tau), 0, self.h).astype(np.int64)
-            spikes, h = fixed.lif_step_fixed(x, u, fixed.v_threshold(th, tau), fixed.decay_factor(tau))
-        else:
-            spikes, h = ops.lif_step(x, self.h, self.threshold[0], self.tau[0])
-        self.h[:] = h
+        spikes = self.lif_step(self.recv(self.a_in))
         self.s_out.send(spikes)
 
 
@@ -181,7 +179,7 @@ class PyLIFModelFixed(_LIFModel):
     tau: np.ndarray = LavaPyType(np.ndarray, FLOAT)
 
 
-class _SDSAModel(_Model):
+class _SDSAModel(_LIFModel):
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self._pending = np.zeros(proc_params["shape"], np.int64 if self.FIXED else FLOAT)
@@ -189,16 +187,8 @@ class _SDSAModel(_Model):
     def step(self) -> None:
         q, k, v = self.recv(self.q_in), self.recv(self.k_in), self.recv(self.v_in)
         variant, heads = self.proc_params["variant"], self.proc_params["heads"]
-        th, tau = self.threshold[0], self.tau[0]
-        if self.FIXED:
-            scale = fixed.quantize_input(self.scale) if variant >= 3 else None
-            drive = ops.sdsa_drive(q, k, v, variant, heads, scale) * (fixed.ONE if variant < 3 else 1)
-            u = np.where(self.h >= fixed.v_threshold(th, tau), 0, self.h).astype(np.int64)
-            spikes, h = fixed.lif_step_fixed(drive, u, fixed.v_threshold(th, tau), fixed.decay_factor(tau))
-        else:
-            drive = ops.sdsa_drive(q, k, v, variant, heads, self.scale)
-            spikes, h = ops.lif_step(drive, self.h, th, tau)
-        self.h[:] = h
+        drive_fn = fixed.sdsa_drive_fixed if self.FIXED else ops.sdsa_drive
+        spikes = self.lif_step(drive_fn(q, k, v, variant, heads, self.scale))
         ready, self._pending = self._pending, ops.sdsa_output(spikes, q, v, variant)
         self.s_out.send(ready)
 
@@ -282,10 +272,8 @@ class PyDelayLineModelFixed(_DelayLineModel):
 
 class _SpatialMeanModel(_Model):
     def step(self) -> None:
-        x = self.recv(self.a_in)
-        node = Node("mean", "mean", ("x",), x.shape[1:2])
-        kernel = fixed.FixedMeanKernel(node) if self.FIXED else ops.MeanKernel(node)
-        self.a_out.send(kernel.step([x]))
+        mean_fn = fixed.spatial_mean_fixed if self.FIXED else ops.spatial_mean
+        self.a_out.send(mean_fn(self.recv(self.a_in)))
 
 
 @implements(proc=SpatialMean, protocol=LoihiProtocol)
