@@ -83,9 +83,16 @@ class MetaSpikeFormer(nn.Module):
         logits_kd = self.head_kd(features)
         return (logits, logits_kd) if self.training else (logits + logits_kd) / 2
 
-    def export_hdf5(self, path):
+    def export_hdf5(self, path, format: str = "lava-spikeformer"):
         """Write the eval-mode network (BN folded, RepConv re-parameterized) to ``path`` atomically;
-        the model is not modified. Format: ``lava_spikeformer/export/schema.md``."""
+        the model is not modified. ``format='lava-spikeformer'``: the graph format of
+        ``lava_spikeformer/export/schema.md``; ``'netx'``: lava-dl netx's own schema, which plain
+        ``netx.hdf5.Network`` loads — only for sequential models (all stages of depth 0)."""
+        if format == "netx":
+            from ..export.netx_plain import write_netx
+            return write_netx(self, path)
+        if format != "lava-spikeformer":
+            raise ValueError(f"export format must be 'lava-spikeformer' or 'netx', got {format!r}")
         from ..export import export_hdf5
         return export_hdf5(self, path)
 
