@@ -1,4 +1,5 @@
-"""Training and evaluation: AdamW + warmup/cosine, T=1 training then T=4 finetune, resume.
+"""Training and evaluation: AdamW or LAMB + warmup/cosine, T=1 training then T=4 finetune, resume,
+optional KD teacher, data-parallel over processes (``torchrun``; ``distributed``).
 
 The run directory holds ``checkpoint.pt`` (last epoch, atomically replaced), ``best.pt``,
 ``metrics.csv`` (one row per epoch) and ``curves.png``.
@@ -20,11 +21,15 @@ from tqdm.auto import tqdm
 
 from . import create_model
 from .checkpoint import CheckpointError, load_checkpoint, load_model, load_state, save_checkpoint
-from .data import ImageSet, augment, normalize
+from .data.loader import epoch_batches
+from .distributed import current as current_distributed
+from .recipe import build_optimizer, distillation_loss, load_teacher
+from .train_step import TrainStep, configure_backends
 
 METRIC_FIELDS = ("epoch", "timesteps", "lr", "train_loss", "train_acc", "test_images", "test_loss", "test_acc",
                  "train_seconds", "epoch_seconds", "elapsed_seconds")
 _INT_FIELDS = ("epoch", "timesteps", "test_images")
+LOG_EVERY = 20  # steps between progress-bar updates (each reads the running loss: one host sync)
 
 
 @dataclass
@@ -50,6 +55,10 @@ class TrainConfig:
     test_subset: Optional[int] = None
     seed: int = 0
     device: str = "auto"
+    optimizer: str = "adamw"                 # 'adamw' or 'lamb' (the paper's): recipe.OPTIMIZERS
+    workers: int = 0                         # processes building batches (folder data: image decoding)
+    teacher: Optional[str] = None            # KD teacher (recipe.load_teacher); gives the model a KD head
+    distill_alpha: float = 0.5               # weight of the distillation term
 
 
 def pick_device(name: str) -> torch.device:
@@ -63,7 +72,7 @@ def logits_of(output) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, data: ImageSet, *, batch_size: int = 500, device=None,
+def evaluate(model: torch.nn.Module, data, *, batch_size: int = 500, device=None,
              progress: bool = True) -> Tuple[float, float]:
     """Mean cross-entropy and top-1 accuracy (fraction) over ``data``, eval mode."""
     device = device or next(model.parameters()).device
@@ -71,7 +80,7 @@ def evaluate(model: torch.nn.Module, data: ImageSet, *, batch_size: int = 500, d
     model.eval()
     total_loss, correct = 0.0, 0
     for start in tqdm(range(0, len(data), batch_size), desc="eval", leave=False, disable=not progress):
-        x = normalize(data.images[start:start + batch_size]).to(device)
+        x = data.batch(slice(start, start + batch_size)).to(device)
         y = data.labels[start:start + batch_size].to(device)
         logits = logits_of(model(x))
         total_loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -95,6 +104,8 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 def _build_model(cfg: TrainConfig):
     overrides = {"timesteps": cfg.timesteps} if cfg.timesteps else {}
+    if cfg.teacher:
+        overrides["kd_head"] = True
     if cfg.finetune_from:
         model, payload = load_model(cfg.finetune_from, **overrides)
         if payload["config"].name != cfg.model:
@@ -102,6 +113,21 @@ def _build_model(cfg: TrainConfig):
                                   f"not {cfg.model!r}")
         return model
     return create_model(cfg.model, **overrides)
+
+
+def _loss_fn(cfg: TrainConfig, model, device: torch.device):
+    """Label-smoothed cross-entropy averaged over the heads; with a teacher, DeiT hard distillation."""
+    if not cfg.teacher:
+        return lambda heads, y, x: sum(F.cross_entropy(h.float(), y, label_smoothing=cfg.label_smoothing)
+                                       for h in heads) / len(heads)
+    teacher = load_teacher(cfg.teacher, num_classes=model.cfg.num_classes, device=device)
+
+    def loss(heads, y, x):
+        with torch.no_grad():
+            teacher_logits = logits_of(teacher(x))
+        return distillation_loss(heads, y, teacher_logits, alpha=cfg.distill_alpha,
+                                 label_smoothing=cfg.label_smoothing)
+    return loss
 
 
 def plot_curves(rows, path: Path) -> None:
@@ -140,16 +166,18 @@ def _write_metrics(path: Path, rows) -> None:
         writer.writerows(rows)
 
 
-def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress: bool = True) -> dict:
+def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> dict:
     """Train ``cfg.model``; returns the last epoch's metrics row plus ``params`` and ``best_acc``."""
     torch.manual_seed(cfg.seed)
+    dist = current_distributed()
     device = pick_device(cfg.device)
+    configure_backends(device)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_set, test_set = train_set.subset(cfg.train_subset), test_set.subset(cfg.test_subset)
     model = _build_model(cfg).to(device)
-    steps_per_epoch = math.ceil(len(train_set) / cfg.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(train_set)))) / cfg.batch_size)
+    optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
     generator = torch.Generator().manual_seed(cfg.seed)
     start_epoch, best_acc, elapsed = 0, 0.0, 0.0
@@ -163,37 +191,33 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
         generator.set_state(payload["rng"])
         start_epoch, best_acc, elapsed = payload["epoch"], payload["best_acc"], payload["elapsed_seconds"]
         rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] <= start_epoch]
-    (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    (out / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
+    if dist.is_main:
+        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+        (out / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
+    train_step = TrainStep(dist.wrap(model, device), optimizer, scheduler, loss_fn=_loss_fn(cfg, model, device),
+                           amp=cfg.amp, clip_grad=cfg.clip_grad)
+    show = progress and dist.is_main
 
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.perf_counter()
-        order = torch.randperm(len(train_set), generator=generator)
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs} T={model.timesteps}",
-                   disable=not progress)
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            images = train_set.images[idx]
-            if cfg.augment:
-                images = augment(images, generator)
-            x, y = normalize(images).to(device), train_set.labels[idx].to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                output = model(x)
-            heads = output if isinstance(output, tuple) else (output,)
-            loss = sum(F.cross_entropy(h.float(), y, label_smoothing=cfg.label_smoothing) for h in heads) / len(heads)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += (heads[0].argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+        order = dist.shard(torch.randperm(len(train_set), generator=generator))
+        batches = epoch_batches(train_set, order, cfg.batch_size, generator if cfg.augment else None,
+                                workers=cfg.workers, pin_memory=device.type == "cuda",
+                                seed_column=dist.rank, seed_columns=dist.world_size)
+        train_step.reset()
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs} T={model.timesteps}",
+                   disable=not show)
+        for step, (x, y) in enumerate(bar, 1):
+            train_step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+            if show and (step % LOG_EVERY == 0 or step == steps_per_epoch):
+                loss_sum, correct, seen = train_step.totals().tolist()
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
+        loss_sum, correct, seen = dist.sum(train_step.totals()).tolist()
         train_seconds = time.perf_counter() - t0
+        if not dist.is_main:
+            dist.barrier()                   # rank 0 evaluates and writes the checkpoint
+            continue
         eval_set = test_set if epoch + 1 == cfg.epochs else test_set.subset(cfg.epoch_eval_subset)
         test_loss, test_acc = evaluate(model, eval_set, batch_size=cfg.eval_batch_size, progress=progress)
         epoch_seconds = time.perf_counter() - t0
@@ -213,5 +237,6 @@ def train(cfg: TrainConfig, train_set: ImageSet, test_set: ImageSet, *, progress
                         rng=generator.get_state(), epoch=epoch + 1, best_acc=best_acc, elapsed_seconds=elapsed)
         _write_metrics(out / "metrics.csv", rows)
         plot_curves(rows, out / "curves.png")
+        dist.barrier()
     from .nn import count_parameters
     return {**(rows[-1] if rows else {}), "params": count_parameters(model), "best_acc": best_acc}

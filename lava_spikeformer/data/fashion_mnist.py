@@ -83,6 +83,11 @@ class ImageSet:
     def subset(self, n: Optional[int]) -> "ImageSet":
         return self if n is None or n >= len(self) else ImageSet(self.images[:n], self.labels[:n], self.classes)
 
+    def batch(self, index, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Normalized model input for ``index``; with a ``generator``, random shift/flip (``augment``)."""
+        images = self.images[index]
+        return normalize(augment(images, generator) if generator is not None else images)
+
 
 def load_fashion_mnist(split: str, data_dir: Optional[os.PathLike] = None) -> ImageSet:
     if split not in FILES:
