@@ -1,4 +1,5 @@
-"""``lava-spikeformer`` command line: train, evaluate, energy, export, run-lava, models."""
+"""``lava-spikeformer`` command line: train, evaluate, energy, export, run-lava, loihi-report, import-official,
+models."""
 from __future__ import annotations
 
 import argparse
@@ -15,9 +16,17 @@ from .config import ABLATIONS, list_models
 from .data import DataError, load_fashion_mnist, normalize
 
 
+DATA_SETS = ("fmnist", "fmnist-dvs", "hardvs", "imagefolder")
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None,
-                   help="folder with the Fashion-MNIST IDX files (default: Debian's /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--data", choices=DATA_SETS, default="fmnist",
+                   help="fmnist: Fashion-MNIST images; fmnist-dvs: its DVS emulation (event frames, cached); "
+                        "hardvs: HAR-DVS from --root; imagefolder: ImageNet-style --root/train/<class>/<image> "
+                        "and --root/val/<class>/<image>")
+    p.add_argument("--root", "--data-dir", dest="data_dir", default=None,
+                   help="data root: the Fashion-MNIST IDX folder (default: Debian's /usr/share/datasets/fashion-mnist) "
+                        "for fmnist/fmnist-dvs, the HAR-DVS release folder for hardvs")
     p.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test images")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
@@ -43,19 +52,55 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device)
     p.add_argument("--energy-images", type=int, default=500, help="test images for the energy report")
+    p.add_argument("--optimizer", choices=("adamw", "lamb"), default=defaults.optimizer)
+    p.add_argument("--workers", type=int, default=defaults.workers,
+                   help="processes building batches (worth it for imagefolder: image decoding and RandAugment)")
+    p.add_argument("--teacher", default=None,
+                   help="KD teacher: a lava-spikeformer checkpoint, or timm:NAME[:WEIGHTS_FILE]; adds a KD head")
+    p.add_argument("--distill-alpha", type=float, default=defaults.distill_alpha)
+    p.add_argument("--recipe", choices=("t1", "t4"), default=None,
+                   help="the paper's Table 8 stage (LAMB, lr = base * global batch / 256, cosine, warmup, "
+                        "weight decay 0.05, label smoothing 0.1); flags given explicitly override it (a flag at "
+                        "its default value counts as not given)")
     _add_data_args(p)
 
 
-def _train_config(args):
+def _load_sets(args, model_cfg, *, train: bool = True):
+    """(train set, test set) for ``--data``; the train set is None unless ``train``."""
+    if args.data == "imagefolder":
+        from .data.folder import load_image_folder, load_image_folders
+        if args.data_dir is None:
+            raise DataError("--data imagefolder needs --root ROOT (ROOT/train/<class>/..., ROOT/val/<class>/...)")
+        if not train:
+            return None, load_image_folder(args.data_dir, "val", img_size=model_cfg.img_size)
+        return load_image_folders(args.data_dir, img_size=model_cfg.img_size, num_classes=model_cfg.num_classes)
+    if args.data == "fmnist":
+        test_set = load_fashion_mnist("test", args.data_dir)
+        return (load_fashion_mnist("train", args.data_dir) if train else None), test_set
+    from event_data.sets import frame_set
+    test_set = frame_set(args.data, model_cfg, "test", root=args.data_dir, limit=getattr(args, "test_subset", None))
+    train_set = frame_set(args.data, model_cfg, "train", root=args.data_dir,
+                          limit=getattr(args, "train_subset", None)) if train else None
+    return train_set, test_set
+
+
+def _train_config(args, world_size: int = 1):
     from .train import TrainConfig
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if not getattr(args, "recipe", None):
+        return TrainConfig(**given)
+    from .recipe import paper_config
+    defaults = TrainConfig()
+    explicit = {k: v for k, v in given.items() if v != getattr(defaults, k) and k not in ("model", "batch_size")}
+    batch_size = given["batch_size"] if given["batch_size"] != defaults.batch_size else None
+    return paper_config(args.recipe, model=given["model"], world_size=world_size, batch_size=batch_size, **explicit)
 
 
 def _energy(model, data, n_images: int, out_dir: Path | None):
     from .analysis import energy_report
     subset = data.subset(n_images)
-    batches = (normalize(subset.images[i:i + 250]) for i in range(0, len(subset), 250))
+    batches = (subset.batch(slice(i, i + 250)) for i in range(0, len(subset), 250))
     report = energy_report(model, batches, static_input=not model.cfg.event_input)
     if out_dir is not None:
         report.save_json(out_dir / "energy.json")
@@ -64,15 +109,25 @@ def _energy(model, data, n_images: int, out_dir: Path | None):
 
 
 def cmd_train(args) -> int:
+    """Under ``torchrun --nproc_per_node=N`` every process trains its shard; rank 0 alone reports."""
+    from .distributed import session
+    with session(args.device) as dist:
+        return _train_and_report(args, dist)
+
+
+def _train_and_report(args, dist) -> int:
     from .train import read_metrics, evaluate, train
-    cfg = _train_config(args)
-    train_set = load_fashion_mnist("train", args.data_dir)
-    test_set = load_fashion_mnist("test", args.data_dir)
+    cfg = _train_config(args, dist.world_size)
+    from .config import build_config
+    model_cfg = build_config(cfg.model, **({"timesteps": cfg.timesteps} if cfg.timesteps else {}))
+    train_set, test_set = _load_sets(args, model_cfg)
     result = train(cfg, train_set, test_set)
+    if not dist.is_main:
+        return 0
     out = Path(cfg.out_dir)
     model, _ = load_model(out / "checkpoint.pt")
     report = _energy(model, test_set, args.energy_images, out)
-    summary = {"model": cfg.model, "params": result["params"], "timesteps": model.timesteps,
+    summary = {"model": cfg.model, "data": args.data, "params": result["params"], "timesteps": model.timesteps,
                "epochs": result["epoch"], "test_acc": result["test_acc"],
                "train_seconds": sum(r["train_seconds"] for r in read_metrics(out / "metrics.csv")),
                "wall_seconds": result["elapsed_seconds"],
@@ -87,7 +142,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from .train import evaluate
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
-    test_set = load_fashion_mnist("test", args.data_dir).subset(args.test_subset)
+    test_set = _load_sets(args, model.cfg, train=False)[1].subset(args.test_subset)
     loss, acc = evaluate(model, test_set)
     print(json.dumps({"checkpoint": str(args.checkpoint), "model": model.cfg.name, "timesteps": model.timesteps,
                       "images": len(test_set), "test_loss": loss, "test_acc": acc}, indent=2))
@@ -96,7 +151,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_energy(args) -> int:
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
-    test_set = load_fashion_mnist("test", args.data_dir)
+    test_set = _load_sets(args, model.cfg, train=False)[1]
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -107,6 +162,15 @@ def cmd_energy(args) -> int:
 
 def cmd_export(args) -> int:
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
+    if args.netx:
+        import h5py
+        path = model.eval().export_hdf5(args.out, format="netx")
+        with h5py.File(path, "r") as f:
+            a = f.attrs
+            print(f"wrote {path}: netx schema, T={a['timesteps']}, latency {a['latency']} steps; load with "
+                  f"hdf5.Network(net_config={str(path)!r}, input_message_bits={a['input_message_bits']}, "
+                  f"reset_interval={a['reset_interval']}, reset_offset={a['reset_offset']})")
+        return 0
     path = model.eval().export_hdf5(args.out)
     from .export import read_graph
     graph = read_graph(path)
@@ -122,6 +186,10 @@ def cmd_run_lava(args) -> int:
     from .export import read_graph
     from .lava.network import run_network
     graph = read_graph(args.model)
+    if args.data in ("fmnist-dvs", "hardvs"):
+        return _run_lava_streams(args, graph)
+    if args.data != "fmnist":
+        raise ValueError(f"run-lava reads fmnist, fmnist-dvs or hardvs test data, not {args.data!r}")
     if graph.input.shape[0] != 1 or graph.input.shape[1] != 28:
         raise ValueError(f"{args.model}: run-lava reads Fashion-MNIST (1x28x28); this export takes {graph.input.shape}")
     test_set = load_fashion_mnist("test", args.data_dir).subset(args.images)
@@ -144,6 +212,52 @@ def cmd_run_lava(args) -> int:
         if args.out:
             _plot_lava(Path(args.out), records[0], probes, rates)
     print(json.dumps(result, indent=2))
+    return 0
+
+
+def _run_lava_streams(args, graph) -> int:
+    """Raw event streams -> Lava ``EventSource`` -> network -> ``ClassDecision``: accuracy of the
+    decision at every Lava step."""
+    import time
+
+    import numpy as np
+
+    from event_data.sets import STREAM_SOURCES
+    from event_data.streaming import stream_events
+    dataset, options = STREAM_SOURCES[args.data](args.data_dir, "test", tuple(graph.input.shape[1:]))
+    count = min(args.images, len(dataset))
+    correct_per_step, seconds, steps_run = 0, 0.0, 0
+    for start in tqdm(range(0, count, args.batch), desc=f"lava {args.tag} {args.granularity} events"):
+        samples = [dataset[i] for i in range(start, min(start + args.batch, count))]
+        labels = np.array([label for _, label in samples])
+        t0 = time.perf_counter()
+        result = stream_events(graph, [events for events, _ in samples], sensor_size=dataset.sensor_size,
+                               granularity=args.granularity, tag=args.tag, steps=args.steps, **options)
+        seconds += time.perf_counter() - t0
+        steps_run += len(result.decisions)
+        correct_per_step = correct_per_step + (result.decisions == labels).sum(1)
+    accuracy_per_step = correct_per_step / count
+    final_step = graph.latency + graph.timesteps - 1
+    report = {"model": str(args.model), "data": args.data, "tag": args.tag, "granularity": args.granularity,
+              "images": count, "accuracy": float(accuracy_per_step[final_step]),
+              "accuracy_per_step": [round(float(a), 4) for a in accuracy_per_step],
+              "steps_per_second_incl_startup": steps_run / seconds, "latency_steps": graph.latency,
+              "timesteps": graph.timesteps}
+    if args.out:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(100 * accuracy_per_step, "o-", ms=3)
+        ax.axvline(graph.latency, color="gray", ls=":", label=f"latency L={graph.latency}")
+        ax.set(xlabel="Lava step", ylabel="decision accuracy %", title=f"{args.data}: class decision per step")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "lava_decisions.png", dpi=100)
+        plt.close(fig)
+    print(json.dumps(report, indent=2))
     return 0
 
 
@@ -171,6 +285,29 @@ def _plot_lava(out: Path, record, probes, rates) -> None:
     plt.close(fig)
 
 
+def cmd_import_official(args) -> int:
+    from . import count_parameters
+    from .checkpoint import save_checkpoint
+    from .convert import load_official
+    model = load_official(args.checkpoint, args.model, timesteps=args.timesteps)
+    save_checkpoint(args.out, model, imported_from=str(args.checkpoint))
+    print(json.dumps({"checkpoint": str(args.out), "model": model.cfg.name, "params": count_parameters(model),
+                      "num_classes": model.cfg.num_classes, "kd_head": model.cfg.kd_head,
+                      "timesteps": model.timesteps}, indent=2))
+    return 0
+
+
+def cmd_loihi_report(args) -> int:
+    from .analysis.loihi import loihi_report
+    from .export import read_graph
+    bound = {"input_abs_max": args.input_abs_max} if args.input_abs_max is not None else {}
+    report = loihi_report(read_graph(args.model), **bound)
+    print(report.table())
+    if args.out:
+        print("wrote " + ", ".join(str(p) for p in report.save(args.out)))
+    return 0
+
+
 def cmd_models(args) -> int:
     from . import create_model, count_parameters
     for name in list_models():
@@ -182,7 +319,7 @@ def cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lava-spikeformer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train on Fashion-MNIST, then evaluate and report energy")
+    p = sub.add_parser("train", help="train on Fashion-MNIST or event data, then evaluate and report energy")
     _train_args(p)
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="top-1 accuracy of a checkpoint on the Fashion-MNIST test set")
@@ -201,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True, help="the .h5 file to write")
     p.add_argument("--timesteps", type=int, default=None)
+    p.add_argument("--netx", action="store_true",
+                   help="write lava-dl netx's own schema (plain netx.hdf5.Network loads it); sequential models only")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("run-lava", help="run an export on Lava (CPU backend): accuracy, steps/s, plots")
     p.add_argument("model", help="an .h5 export")
@@ -212,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for lava_rates.png and lava_raster.png (fine granularity)")
     _add_data_args(p)
     p.set_defaults(func=cmd_run_lava)
+    p = sub.add_parser("loihi-report", help="Loihi 2 fit of an export: neurons, synapses, bits, cores, limits broken")
+    p.add_argument("model", help="an .h5 export")
+    p.add_argument("--input-abs-max", type=float, default=None,
+                   help="largest |input value| for the worst-case bit widths (default: normalized Fashion-MNIST, 2.02)")
+    p.add_argument("--out", default=None, help="folder for loihi.txt, loihi.json and loihi.png")
+    p.set_defaults(func=cmd_loihi_report)
+    p = sub.add_parser("import-official", help="convert a reference (BICLab) checkpoint into ours")
+    p.add_argument("checkpoint", help="a .pth of Spike-Driven-Transformer-V2 (state dict, or under 'model')")
+    p.add_argument("--model", required=True, help="meta_spikeformer_c32, _c48 or _c64")
+    p.add_argument("--out", required=True, help="the checkpoint to write (export / evaluate / energy take it)")
+    p.add_argument("--timesteps", type=int, default=1)
+    p.set_defaults(func=cmd_import_official)
     p = sub.add_parser("models", help="registered models with parameter counts")
     p.set_defaults(func=cmd_models)
     return parser

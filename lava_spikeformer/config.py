@@ -195,10 +195,21 @@ def meta_spikeformer_hardvs() -> ModelConfig:
                        num_classes=300, timesteps=8, event_input=True)
 
 
+def dvs_stages() -> Tuple[StageConfig, ...]:
+    """``small_stages`` at half width: at T=8 a step costs 8 single-step passes, and on 2 CPU cores
+    the full-width variant needs ~40 ms per 32x32 event clip (fwd+bwd) against ~19 ms for this one."""
+    return (
+        StageConfig("conv", 16, 1, kernel_size=3, stride=2, padding=1),
+        StageConfig("conv", 32, 1),
+        StageConfig("transformer", 64, 2, stride=1),
+    )
+
+
 @register_model
 def meta_spikeformer_hardvs_small() -> ModelConfig:
-    """CPU-trainable HAR-DVS-style variant: 2 polarities, T=8, event frames of 32x32."""
-    return ModelConfig("meta_spikeformer_hardvs_small", small_stages(), in_channels=2, num_classes=10,
+    """CPU-trainable HAR-DVS-style variant: 2 polarities, T=8, 32x32 event frames, 10 classes
+    (the Fashion-MNIST-DVS benchmark; ``num_classes=300`` for HAR-DVS)."""
+    return ModelConfig("meta_spikeformer_hardvs_small", dvs_stages(), in_channels=2, num_classes=10,
                        img_size=32, timesteps=8, event_input=True, **_SMALL)
 
 

@@ -23,8 +23,8 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
 from lava_spikeformer.export import fixed, ops
 from lava_spikeformer.export.graph import Node
-from lava_spikeformer.lava.processes.process import (SDSA, Conv, DelayLine, Dense, FusedBlock, GradedAdd, LIF,
-                                                     Recorder, SpatialMean)
+from lava_spikeformer.lava.processes.process import (SDSA, ClassDecision, Conv, DelayLine, Dense, FusedBlock,
+                                                     GradedAdd, LIF, Recorder, SpatialMean)
 
 FLOAT, INT = np.float64, np.int32          # message types; fixed point computes in int64
 
@@ -335,6 +335,36 @@ class PyFusedBlockModelFixed(_FusedBlockModel):
     FIXED = True
     a_in: PyInPort = _in(INT)
     a_out: PyOutPort = _out(INT)
+
+
+# ---------------------------------------------------------------------------- decisions
+class _ClassDecisionModel(_Model):
+    def step(self) -> None:
+        logits = self.recv(self.a_in)
+        if not self.active():
+            self.s_out.send(np.full(self.s_out._shape, -1))
+            return
+        self.votes += logits
+        self.s_out.send(self.votes.argmax(-1))
+
+
+@implements(proc=ClassDecision, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyClassDecisionModelFloat(_ClassDecisionModel):
+    a_in: PyInPort = _in(FLOAT)
+    s_out: PyOutPort = _out(FLOAT)
+    votes: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+
+
+@implements(proc=ClassDecision, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyClassDecisionModelFixed(_ClassDecisionModel):
+    FIXED = True
+    a_in: PyInPort = _in(INT)
+    s_out: PyOutPort = _out(INT)
+    votes: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 # ---------------------------------------------------------------------------- recording

@@ -205,6 +205,21 @@ class FusedBlock(_Process):
         self.a_out = OutPort(shape=shape_out)
 
 
+class ClassDecision(_Process):
+    """Class decision per step: the argmax of the logits summed since step ``valid_from`` (the
+    pipeline latency, when the first timestep's logits arrive); -1 before that. At step
+    ``valid_from + T - 1`` it equals the PyTorch prediction (argmax of the mean over T)."""
+
+    def __init__(self, *, shape: Sequence[int], valid_from: int = 0, name: Optional[str] = None):
+        shape = _shape("shape", shape)
+        if len(shape) != 2:
+            raise ValueError(f"ClassDecision needs shape (B, classes), got {shape}")
+        super().__init__(shape=shape, valid_from=_nonneg("valid_from", valid_from), name=name)
+        self.a_in = InPort(shape=shape)
+        self.s_out = OutPort(shape=shape[:1])
+        self.votes = Var(shape=shape, init=0)
+
+
 class Recorder(_Process):
     """Records its input at every step into a shared-memory buffer ``(steps, *shape)`` (float64)
     that the host reads directly. Lava's own sink (``io.sink.RingBuffer``) returns its data through

@@ -1,0 +1,24 @@
+"""Event streams as tonic's structured arrays, and the one error type of the package."""
+from __future__ import annotations
+
+import numpy as np
+from tonic.io import events_struct
+
+#: tonic's event dtype: x int16, y int16, t int64 (µs), p bool (True = ON).
+EVENT_DTYPE = events_struct
+
+
+class EventDataError(ValueError):
+    """An event file, list file or event array is missing, corrupt or not what was expected."""
+
+
+def make_events(x, y, t, p) -> np.ndarray:
+    """Structured array from column arrays; validates lengths (tonic's helper asserts silently)."""
+    columns = [np.asarray(c) for c in (x, y, t, p)]
+    if len({c.shape for c in columns}) != 1 or columns[0].ndim != 1:
+        raise EventDataError(f"event columns x, y, t, p must be 1-D of equal length, got shapes "
+                             f"{[c.shape for c in columns]}")
+    events = np.empty(len(columns[0]), dtype=EVENT_DTYPE)
+    for name, column in zip(EVENT_DTYPE.names, columns):
+        events[name] = column
+    return events
