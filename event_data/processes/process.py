@@ -5,12 +5,12 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 from lava.magma.core.process.ports.ports import OutPort
-from lava.magma.core.process.process import AbstractProcess
 
 from event_data.events import EVENT_DTYPE
+from lava_spikeformer.lava.processes.process import _Process
 
 
-class EventSource(AbstractProcess):
+class EventSource(_Process):
     """Sends a batch of event streams into a network, one time bin per step, as lava-peripherals'
     DVS processes do (one OutPort ``(B, P, H, W)``, events binned per step).
 
