@@ -42,6 +42,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
     p.add_argument("--timesteps", type=int, default=None, help="T (default: the model's; 4 for a finetune)")
+    p.add_argument("--num-classes", type=int, default=None, help="classes (default: the model's)")
     p.add_argument("--finetune-from", default=None, help="T=1 checkpoint to finetune (e.g. at --timesteps 4)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--train-subset", type=int, default=None)
@@ -119,7 +120,8 @@ def _train_and_report(args, dist) -> int:
     from .train import read_metrics, evaluate, train
     cfg = _train_config(args, dist.world_size)
     from .config import build_config
-    model_cfg = build_config(cfg.model, **({"timesteps": cfg.timesteps} if cfg.timesteps else {}))
+    from .train import model_overrides
+    model_cfg = build_config(cfg.model, **model_overrides(cfg))
     train_set, test_set = _load_sets(args, model_cfg)
     result = train(cfg, train_set, test_set)
     if not dist.is_main:

@@ -45,6 +45,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     clip_grad: float = 1.0
     timesteps: Optional[int] = None          # None: the model's own T
+    num_classes: Optional[int] = None        # None: the model's own (e.g. 300 for HAR-DVS on a 10-class variant)
     finetune_from: Optional[str] = None      # a T=1 checkpoint to start a T>1 finetune from
     resume: bool = False
     augment: bool = True
@@ -102,10 +103,17 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     return factor
 
 
-def _build_model(cfg: TrainConfig):
-    overrides = {"timesteps": cfg.timesteps} if cfg.timesteps else {}
+def model_overrides(cfg: TrainConfig) -> dict:
+    """The registered model's config fields this run changes."""
+    overrides = {"timesteps": cfg.timesteps, "num_classes": cfg.num_classes}
+    overrides = {key: value for key, value in overrides.items() if value}
     if cfg.teacher:
         overrides["kd_head"] = True
+    return overrides
+
+
+def _build_model(cfg: TrainConfig):
+    overrides = model_overrides(cfg)
     if cfg.finetune_from:
         model, payload = load_model(cfg.finetune_from, **overrides)
         if payload["config"].name != cfg.model:

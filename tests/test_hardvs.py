@@ -338,3 +338,17 @@ def test_bad_class_file_release_mismatch_and_nothing_present(tiny_events):
     npz.unlink()
     with pytest.warns(UserWarning):
         _fail(lambda: HARDVS(root, "test"), root / "test_label.txt", "none of the 1 listed clips exist")
+
+
+def test_cli_trains_the_small_event_model_on_hardvs_with_300_classes(tmp_path, monkeypatch):
+    import json
+    from lava_spikeformer.cli import main
+    monkeypatch.setenv("LAVA_SPIKEFORMER_CACHE", str(tmp_path / "cache"))
+    write_hardvs_events_tree(tmp_path / "hardvs", labels=(0, 1, 299), events_per_clip=50)
+    args = ["train", "--data", "hardvs", "--root", str(tmp_path / "hardvs"), "--model", "meta_spikeformer_hardvs_small",
+            "--epochs", "1", "--batch-size", "2", "--energy-images", "2", "--out", str(tmp_path / "run")]
+    assert main(args) == 2                                   # 10 classes: refused with a clear error
+    assert main(args + ["--num-classes", "300"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data"] == "hardvs" and summary["timesteps"] == 8
+    assert json.loads((tmp_path / "run" / "model_config.json").read_text())["num_classes"] == 300
