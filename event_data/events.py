@@ -22,3 +22,12 @@ def make_events(x, y, t, p) -> np.ndarray:
     for name, column in zip(EVENT_DTYPE.names, columns):
         events[name] = column
     return events
+
+
+def require_events(events, what: str = "events") -> np.ndarray:
+    """``events`` if it is a structured array with tonic's fields, else one ``EventDataError`` naming ``what``."""
+    if not isinstance(events, np.ndarray) or events.dtype.names is None or \
+            not set(EVENT_DTYPE.names) <= set(events.dtype.names):
+        got = getattr(events, "dtype", type(events).__name__)
+        raise EventDataError(f"{what} must be a tonic event array with fields {EVENT_DTYPE.names}, got {got}")
+    return events

@@ -16,7 +16,7 @@ import numpy as np
 import tonic.transforms as tt
 from tonic.slicers import SliceByTimeBins
 
-from .events import EVENT_DTYPE, EventDataError
+from .events import require_events
 
 SensorSize = Tuple[int, int, int]  # tonic's (W, H, P)
 
@@ -108,11 +108,7 @@ class CheckEvents:
     """Reject arrays that are not tonic event arrays (wrong dtype fields) with one clear error."""
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
-        if not isinstance(events, np.ndarray) or events.dtype.names is None or \
-                not set(EVENT_DTYPE.names) <= set(events.dtype.names):
-            got = getattr(events, "dtype", type(events).__name__)
-            raise EventDataError(f"expected a structured event array with fields {EVENT_DTYPE.names}, got {got}")
-        return events
+        return require_events(events)
 
 
 def frame_transform(sensor_size: SensorSize, *, n_time_bins: int = 8, size: Optional[Tuple[int, int]] = None,

@@ -6,7 +6,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import numpy as np
 from lava.magma.core.process.ports.ports import OutPort
 
-from event_data.events import EVENT_DTYPE
+from event_data.events import require_events
 from lava_spikeformer.lava.processes.process import _Process
 
 
@@ -26,10 +26,7 @@ class EventSource(_Process):
         if not streams:
             raise ValueError("EventSource needs at least one event stream")
         for i, events in enumerate(streams):
-            if not isinstance(events, np.ndarray) or events.dtype.names is None or \
-                    not set(EVENT_DTYPE.names) <= set(events.dtype.names):
-                raise ValueError(f"streams[{i}] must be a tonic event array with fields {EVENT_DTYPE.names}, "
-                                 f"got {getattr(events, 'dtype', type(events).__name__)}")
+            require_events(events, f"streams[{i}]")           # EventDataError is a ValueError
         sensor_size = tuple(int(s) for s in sensor_size)
         if len(sensor_size) != 3 or min(sensor_size) < 1:
             raise ValueError(f"sensor_size must be (W, H, P) positive ints, got {sensor_size}")
