@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lava_spikeformer.checkpoint import load_model
+from lava_spikeformer.training.checkpoint import load_model
 from lava_spikeformer.data import load_fashion_mnist, normalize
-from lava_spikeformer.export.fold import to_graph
-from lava_spikeformer.lava.network import run_network
+from lava_spikeformer.nn.fold import to_graph
+from lava_spikeformer.lava.run import run_network
 
 
 def main() -> int:

@@ -20,8 +20,8 @@ from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 
 from lava_spikeformer import count_parameters, create_model
-from lava_spikeformer.export.fold import to_graph
-from lava_spikeformer.lava.network import SpikeFormerNetwork
+from lava_spikeformer.nn.fold import to_graph
+from lava_spikeformer.lava.processes.network import SpikeFormerNetwork
 
 
 def torch_step_seconds(model, x, repeats: int) -> float:
@@ -89,9 +89,8 @@ def main() -> int:
 
 def _process_count(graph, granularity: str) -> int:
     """Lava processes of the network: one per node (+ skip-path delay lines) or one per block, + the input relay."""
-    from lava_spikeformer.lava.network import blocks
     if granularity == "fused":
-        return len(blocks(graph)) + 1
+        return len(graph.blocks()) + 1
     arrival = graph.arrival()
     delays = {(i, max(arrival[j] for j in n.inputs)) for n in graph.nodes[1:] for i in n.inputs
               if arrival[i] < max(arrival[j] for j in n.inputs)}

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lava_spikeformer.checkpoint import atomic_write, load_model
-from lava_spikeformer.export.fold import to_graph
+from lava_spikeformer.training.checkpoint import load_model
+from lava_spikeformer.fileio import atomic_write
+from lava_spikeformer.nn.fold import to_graph
 from lava_spikeformer.nn import count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def test_samples(data: str, graph, count: int):
     ``count`` test samples."""
     if data == "fmnist":
         from lava_spikeformer.data import load_fashion_mnist
-        from lava_spikeformer.lava.network import run_network
+        from lava_spikeformer.lava.run import run_network
         test = load_fashion_mnist("test").subset(count)
         x = test.batch(slice(0, count))
 
@@ -43,8 +44,8 @@ def test_samples(data: str, graph, count: int):
             out = run_network(graph, x[start:stop].double().numpy(), granularity="fused", tag=tag)
             return out[graph.output].sum(0).argmax(1)
         return x, test.labels.numpy(), on_lava
-    from event_data.sets import STREAM_SOURCES
-    from event_data.streaming import stream_events
+    from event_data.sources import STREAM_SOURCES
+    from lava_spikeformer.lava.run import stream_events
     from event_data.transforms import frame_transform
     size = tuple(graph.input.shape[1:])
     dataset, options = STREAM_SOURCES[data](None, "test", size)

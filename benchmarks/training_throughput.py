@@ -2,7 +2,7 @@
 next to the reference's figures (issue 7) and, on CPU, Lava's steps/s (``lava_throughput.py``).
 
 One training step = forward, label-smoothed cross-entropy, backward, gradient clipping and an AdamW
-step (``lava_spikeformer.train_step.TrainStep``, the step ``train`` runs), on a fixed random batch
+step (``lava_spikeformer.training.step.TrainStep``, the step ``train`` runs), on a fixed random batch
 already on the device, so the step is measured rather than data loading. ``plain`` reads the loss
 and accuracy with ``.item()`` every step (two host syncs); ``fast`` keeps them on the device and
 lets cuDNN pick its algorithms (``configure_backends``). AMP = bfloat16 autocast. Every case runs in
@@ -44,8 +44,8 @@ def measure(case: dict) -> dict:
     import torch.nn.functional as F
 
     from lava_spikeformer import create_model
-    from lava_spikeformer.recipe import build_optimizer
-    from lava_spikeformer.train_step import TrainStep, configure_backends
+    from lava_spikeformer.training.recipe import build_optimizer
+    from lava_spikeformer.training.step import TrainStep, configure_backends
 
     torch.manual_seed(0)
     if case["threads"]:
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    from lava_spikeformer.checkpoint import atomic_write
+    from lava_spikeformer.fileio import atomic_write
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     on_cuda = device.startswith("cuda")
     default_cases = CUDA_CASES if on_cuda else CPU_CASES

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-from tonic.io import events_struct
 
-#: tonic's event dtype: x int16, y int16, t int64 (µs), p bool (True = ON).
-EVENT_DTYPE = events_struct
+#: tonic's event dtype (``tonic.io.events_struct``, tested equal; written out because importing tonic
+#: loads torch): x int16, y int16, t int64 (µs), p bool (True = ON).
+EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", bool)])
 
 
 class EventDataError(ValueError):

@@ -27,7 +27,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from lava_spikeformer.data.fashion_mnist import CLASSES, load_fashion_mnist
+from lava_spikeformer.data.idx import CLASSES, fashion_mnist_arrays
 
 from .events import EVENT_DTYPE, make_events
 
@@ -140,10 +140,8 @@ class FashionMNISTDVS:
 
     def __init__(self, split: str = "train", *, data_dir=None, transform: Optional[Callable] = None,
                  target_transform: Optional[Callable] = None, seed: int = 0):
-        data = load_fashion_mnist(split, data_dir)
+        self.images, self.targets = fashion_mnist_arrays(split, data_dir)
         self.split = split
-        self.images = data.images[:, 0].numpy()
-        self.targets = data.labels.numpy()
         self.transform, self.target_transform, self.seed = transform, target_transform, seed
 
     def __len__(self) -> int:

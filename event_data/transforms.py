@@ -6,15 +6,16 @@ spans fewer microseconds than bins, and ``np.add.at`` raises on coordinates outs
 The guards below make each of those cases defined: streams are sorted, events outside the sensor
 dropped, an empty stream gives zero frames of the normal shape, and a stream shorter than the bin
 count lands in the first frame.
+
+tonic is imported where it is used: its package ``__init__`` imports torch (``tonic/collation.py``),
+and importing ``event_data`` must not load the training stack.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
-import tonic.transforms as tt
-from tonic.slicers import SliceByTimeBins
 
 from .events import require_events
 
@@ -41,6 +42,7 @@ def to_frames(events: np.ndarray, sensor_size: SensorSize, n_time_bins: int) -> 
     """Sorted, in-range events -> ``int16 (n_time_bins, P, H, W)`` event counts (tonic's ToFrame)."""
     if _too_short(events, n_time_bins):
         return np.stack([frame_of(part, sensor_size) for part in time_bins(events, n_time_bins)])
+    import tonic.transforms as tt
     return tt.ToFrame(sensor_size=sensor_size, n_time_bins=n_time_bins)(events).astype(np.int16)
 
 
@@ -50,6 +52,7 @@ def time_bins(events: np.ndarray, n_time_bins: int) -> list:
     streaming source emits ``frame_of`` one bin per step and so reproduces ``to_frames`` exactly."""
     if _too_short(events, n_time_bins):
         return [events] + [events[:0]] * (n_time_bins - 1)
+    from tonic.slicers import SliceByTimeBins
     return [events[start:stop] for start, stop in
             SliceByTimeBins(bin_count=n_time_bins).get_slice_metadata(events, None)]
 
@@ -62,9 +65,11 @@ def frame_of(events: np.ndarray, sensor_size: SensorSize) -> np.ndarray:
     return frame
 
 
-class Pipeline(tt.Compose):
-    """tonic's ``Compose`` that runs every step: tonic's stops at an empty stream and returns it
+@dataclass(frozen=True)
+class Pipeline:
+    """tonic's ``Compose``, but running every step: tonic's stops at an empty stream and returns it
     unframed, so an empty clip (or one cropped to nothing) would reach the model as events."""
+    transforms: Tuple[Callable, ...]
 
     def __call__(self, events):
         for transform in self.transforms:
@@ -121,12 +126,13 @@ def frame_transform(sensor_size: SensorSize, *, n_time_bins: int = 8, size: Opti
     per step.
     """
     events_only, output_size = event_transform(sensor_size, size=size, downsample=downsample, denoise_us=denoise_us)
-    return Pipeline(events_only.transforms + [ToFrames(output_size, n_time_bins)])
+    return Pipeline(events_only.transforms + (ToFrames(output_size, n_time_bins),))
 
 
 def event_transform(sensor_size: SensorSize, *, size: Optional[Tuple[int, int]] = None, downsample: float = 1.0,
                     denoise_us: Optional[float] = None) -> Tuple[Pipeline, SensorSize]:
     """The event-to-event part of ``frame_transform`` and the sensor size of its output."""
+    import tonic.transforms as tt
     steps = [CheckEvents(), SortByTime(), DropOutsideSensor(sensor_size)]
     if denoise_us:
         steps.append(tt.Denoise(filter_time=denoise_us))
@@ -139,4 +145,4 @@ def event_transform(sensor_size: SensorSize, *, size: Optional[Tuple[int, int]] 
         steps.append(tt.CenterCrop(sensor_size=(width, height, polarities), size=(size[1], size[0])))
         steps.append(DropOutsideSensor((size[1], size[0], polarities)))
         width, height = size[1], size[0]
-    return Pipeline(steps), (width, height, polarities)
+    return Pipeline(tuple(steps)), (width, height, polarities)

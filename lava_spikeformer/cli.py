@@ -8,20 +8,18 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-from tqdm.auto import tqdm
+from .config import ABLATIONS, build_config, list_models
+from .data.idx import DataError
+from .graph import ExportError, GraphError
+from .graph.input import KNOWN_DATASETS
 
-from .checkpoint import CheckpointError, load_model
-from .config import ABLATIONS, list_models
-from .data import DataError, load_fashion_mnist, normalize
-
-
-DATA_SETS = ("fmnist", "fmnist-dvs", "hardvs", "imagefolder")
+DATA_SETS = tuple(KNOWN_DATASETS)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", choices=DATA_SETS, default="fmnist",
-                   help="fmnist: Fashion-MNIST images; fmnist-dvs: its DVS emulation (event frames, cached); "
+    p.add_argument("--data", choices=DATA_SETS, default=None,
+                   help="default: the data set the model was made for (its input contract). "
+                        "fmnist: Fashion-MNIST images; fmnist-dvs: its DVS emulation (event frames, cached); "
                         "hardvs: HAR-DVS from --root; imagefolder: ImageNet-style --root/train/<class>/<image> "
                         "and --root/val/<class>/<image>")
     p.add_argument("--root", "--data-dir", dest="data_dir", default=None,
@@ -32,7 +30,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    from .train import TrainConfig
+    from .training.config import TrainConfig
     defaults = TrainConfig()
     p.add_argument("--model", default=defaults.model, choices=list_models())
     p.add_argument("--out", dest="out_dir", default=defaults.out_dir, help="run directory")
@@ -66,8 +64,18 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
 
 
+def _data_name(args, model_cfg) -> str:
+    """``--data``, else the data set the model was made for."""
+    data = args.data or model_cfg.dataset
+    if not data:
+        raise DataError(f"{model_cfg.name} does not record the data set it was made for; name one with --data "
+                        f"({', '.join(DATA_SETS)})")
+    return data
+
+
 def _load_sets(args, model_cfg, *, train: bool = True):
     """(train set, test set) for ``--data``; the train set is None unless ``train``."""
+    args.data = _data_name(args, model_cfg)
     if args.data == "imagefolder":
         from .data.folder import load_image_folder, load_image_folders
         if args.data_dir is None:
@@ -76,9 +84,10 @@ def _load_sets(args, model_cfg, *, train: bool = True):
             return None, load_image_folder(args.data_dir, "val", img_size=model_cfg.img_size)
         return load_image_folders(args.data_dir, img_size=model_cfg.img_size, num_classes=model_cfg.num_classes)
     if args.data == "fmnist":
+        from .data import load_fashion_mnist
         test_set = load_fashion_mnist("test", args.data_dir)
         return (load_fashion_mnist("train", args.data_dir) if train else None), test_set
-    from event_data.sets import frame_set
+    from .data.event_frames import frame_set
     test_set = frame_set(args.data, model_cfg, "test", root=args.data_dir, limit=getattr(args, "test_subset", None))
     train_set = frame_set(args.data, model_cfg, "train", root=args.data_dir,
                           limit=getattr(args, "train_subset", None)) if train else None
@@ -86,12 +95,15 @@ def _load_sets(args, model_cfg, *, train: bool = True):
 
 
 def _train_config(args, world_size: int = 1):
-    from .train import TrainConfig
+    from .training.config import TrainConfig
+    if getattr(args, "data", None) is None:
+        args.data = build_config(args.model).dataset or "fmnist"
+    args.dataset = args.data
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     if not getattr(args, "recipe", None):
         return TrainConfig(**given)
-    from .recipe import paper_config
+    from .training.recipe import paper_config
     defaults = TrainConfig()
     explicit = {k: v for k, v in given.items() if v != getattr(defaults, k) and k not in ("model", "batch_size")}
     batch_size = given["batch_size"] if given["batch_size"] != defaults.batch_size else None
@@ -111,16 +123,15 @@ def _energy(model, data, n_images: int, out_dir: Path | None):
 
 def cmd_train(args) -> int:
     """Under ``torchrun --nproc_per_node=N`` every process trains its shard; rank 0 alone reports."""
-    from .distributed import session
+    from .training.distributed import session
     with session(args.device) as dist:
         return _train_and_report(args, dist)
 
 
 def _train_and_report(args, dist) -> int:
-    from .train import read_metrics, evaluate, train
+    from .training.checkpoint import load_model
+    from .training.train import model_overrides, read_metrics, train
     cfg = _train_config(args, dist.world_size)
-    from .config import build_config
-    from .train import model_overrides
     model_cfg = build_config(cfg.model, **model_overrides(cfg))
     train_set, test_set = _load_sets(args, model_cfg)
     result = train(cfg, train_set, test_set)
@@ -142,7 +153,8 @@ def _train_and_report(args, dist) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .train import evaluate
+    from .training.checkpoint import load_model
+    from .training.train import evaluate
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
     test_set = _load_sets(args, model.cfg, train=False)[1].subset(args.test_subset)
     loss, acc = evaluate(model, test_set)
@@ -152,6 +164,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_energy(args) -> int:
+    from .training.checkpoint import load_model
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
     test_set = _load_sets(args, model.cfg, train=False)[1]
     out = Path(args.out) if args.out else None
@@ -163,6 +176,7 @@ def cmd_energy(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from .training.checkpoint import load_model
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
     if args.netx:
         import h5py
@@ -174,123 +188,27 @@ def cmd_export(args) -> int:
                   f"reset_interval={a['reset_interval']}, reset_offset={a['reset_offset']})")
         return 0
     path = model.eval().export_hdf5(args.out)
-    from .export import read_graph
+    from .graph import read_graph
     graph = read_graph(path)
     print(f"wrote {path}: {len(graph.nodes)} nodes, T={graph.timesteps}, latency {graph.latency} steps")
     return 0
 
 
 def cmd_run_lava(args) -> int:
-    import time
-
-    import numpy as np
-
-    from .export import read_graph
-    from .lava.network import run_network
-    graph = read_graph(args.model)
-    if args.data in ("fmnist-dvs", "hardvs"):
-        return _run_lava_streams(args, graph)
-    if args.data != "fmnist":
-        raise ValueError(f"run-lava reads fmnist, fmnist-dvs or hardvs test data, not {args.data!r}")
-    if graph.input.shape[0] != 1 or graph.input.shape[1] != 28:
-        raise ValueError(f"{args.model}: run-lava reads Fashion-MNIST (1x28x28); this export takes {graph.input.shape}")
-    test_set = load_fashion_mnist("test", args.data_dir).subset(args.images)
-    probes = [n.name for n in graph.nodes if n.op in ("lif", "sdsa")] if args.granularity == "fine" else []
-    correct, steps_run, seconds, records = 0, 0, 0.0, []
-    for start in tqdm(range(0, len(test_set), args.batch), desc=f"lava {args.tag} {args.granularity}"):
-        images = normalize(test_set.images[start:start + args.batch]).double().numpy()
-        t0 = time.perf_counter()
-        out = run_network(graph, images, granularity=args.granularity, tag=args.tag, probes=probes, steps=args.steps)
-        seconds += time.perf_counter() - t0
-        steps_run += args.steps or graph.timesteps + graph.latency
-        correct += int((out[graph.output].mean(0).argmax(1) == test_set.labels[start:start + args.batch].numpy()).sum())
-        records.append(out)
-    result = {"model": str(args.model), "tag": args.tag, "granularity": args.granularity, "images": len(test_set),
-              "accuracy": correct / len(test_set), "steps_per_second_incl_startup": steps_run / seconds,
-              "latency_steps": graph.latency, "timesteps": graph.timesteps}
-    if probes:
-        rates = {name: float(np.mean([r[name].mean() for r in records])) for name in probes}
-        result["mean_firing_rate"] = float(np.mean(list(rates.values())))
-        if args.out:
-            _plot_lava(Path(args.out), records[0], probes, rates)
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-def _run_lava_streams(args, graph) -> int:
-    """Raw event streams -> Lava ``EventSource`` -> network -> ``ClassDecision``: accuracy of the
-    decision at every Lava step."""
-    import time
-
-    import numpy as np
-
-    from event_data.sets import STREAM_SOURCES
-    from event_data.streaming import stream_events
-    dataset, options = STREAM_SOURCES[args.data](args.data_dir, "test", tuple(graph.input.shape[1:]))
-    count = min(args.images, len(dataset))
-    correct_per_step, seconds, steps_run = 0, 0.0, 0
-    for start in tqdm(range(0, count, args.batch), desc=f"lava {args.tag} {args.granularity} events"):
-        samples = [dataset[i] for i in range(start, min(start + args.batch, count))]
-        labels = np.array([label for _, label in samples])
-        t0 = time.perf_counter()
-        result = stream_events(graph, [events for events, _ in samples], sensor_size=dataset.sensor_size,
-                               granularity=args.granularity, tag=args.tag, steps=args.steps, **options)
-        seconds += time.perf_counter() - t0
-        steps_run += len(result.decisions)
-        correct_per_step = correct_per_step + (result.decisions == labels).sum(1)
-    accuracy_per_step = correct_per_step / count
-    final_step = graph.latency + graph.timesteps - 1
-    report = {"model": str(args.model), "data": args.data, "tag": args.tag, "granularity": args.granularity,
-              "images": count, "accuracy": float(accuracy_per_step[final_step]),
-              "accuracy_per_step": [round(float(a), 4) for a in accuracy_per_step],
-              "steps_per_second_incl_startup": steps_run / seconds, "latency_steps": graph.latency,
-              "timesteps": graph.timesteps}
+    from .lava.evaluate import evaluate_on_lava
+    result = evaluate_on_lava(args.model, data=args.data, root=args.data_dir, tag=args.tag,
+                              granularity=args.granularity, samples=args.images, batch=args.batch, steps=args.steps)
     if args.out:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(100 * accuracy_per_step, "o-", ms=3)
-        ax.axvline(graph.latency, color="gray", ls=":", label=f"latency L={graph.latency}")
-        ax.set(xlabel="Lava step", ylabel="decision accuracy %", title=f"{args.data}: class decision per step")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "lava_decisions.png", dpi=100)
-        plt.close(fig)
-    print(json.dumps(report, indent=2))
+        result.save(args.out)
+    print(result.table(), file=sys.stderr)
+    print(json.dumps(result.to_dict(), indent=2))
     return 0
-
-
-def _plot_lava(out: Path, record, probes, rates) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    out.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.bar(range(len(rates)), list(rates.values()))
-    ax.set_xticks(range(len(rates)), list(rates), rotation=90, fontsize=6)
-    ax.set(ylabel="firing rate", title="Lava: firing rate per neuron layer")
-    fig.tight_layout()
-    fig.savefig(out / "lava_rates.png", dpi=100)
-    plt.close(fig)
-    layer = probes[-1]
-    spikes = record[layer][:, 0].reshape(record[layer].shape[0], -1)       # [T, neurons] of image 0
-    t, n = np.nonzero(spikes)
-    fig, ax = plt.subplots(figsize=(8, 3))
-    ax.scatter(t, n, s=4, marker="|")
-    ax.set(xlabel="timestep", ylabel="neuron", title=f"Lava spike raster: {layer} (image 0)")
-    fig.tight_layout()
-    fig.savefig(out / "lava_raster.png", dpi=100)
-    plt.close(fig)
 
 
 def cmd_import_official(args) -> int:
     from . import count_parameters
-    from .checkpoint import save_checkpoint
-    from .convert import load_official
+    from .interop.official import load_official
+    from .training.checkpoint import save_checkpoint
     model = load_official(args.checkpoint, args.model, timesteps=args.timesteps)
     save_checkpoint(args.out, model, imported_from=str(args.checkpoint))
     print(json.dumps({"checkpoint": str(args.out), "model": model.cfg.name, "params": count_parameters(model),
@@ -301,7 +219,7 @@ def cmd_import_official(args) -> int:
 
 def cmd_loihi_report(args) -> int:
     from .analysis.loihi import loihi_report
-    from .export import read_graph
+    from .graph import read_graph
     bound = {"input_abs_max": args.input_abs_max} if args.input_abs_max is not None else {}
     report = loihi_report(read_graph(args.model), **bound)
     print(report.table())
@@ -350,13 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="Lava steps per batch (default and minimum: T + latency)")
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", default=None, help="folder for lava_rates.png and lava_raster.png (fine granularity)")
+    p.add_argument("--out", default=None, help="folder for lava_eval.json, lava_decisions.png and (fine "
+                                               "granularity) lava_rates.png, lava_raster.png")
     _add_data_args(p)
     p.set_defaults(func=cmd_run_lava)
     p = sub.add_parser("loihi-report", help="Loihi 2 fit of an export: neurons, synapses, bits, cores, limits broken")
     p.add_argument("model", help="an .h5 export")
     p.add_argument("--input-abs-max", type=float, default=None,
-                   help="largest |input value| for the worst-case bit widths (default: normalized Fashion-MNIST, 2.02)")
+                   help="largest |input value| for the worst-case bit widths (default: from the export's input "
+                        "contract, e.g. 2.02 for normalized Fashion-MNIST)")
     p.add_argument("--out", default=None, help="folder for loihi.txt, loihi.json and loihi.png")
     p.set_defaults(func=cmd_loihi_report)
     p = sub.add_parser("import-official", help="convert a reference (BICLab) checkpoint into ours")
@@ -373,10 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "threads", None):
+        import torch
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (DataError, CheckpointError, ValueError) as exc:
+    except (DataError, ExportError, GraphError, ValueError) as exc:      # CheckpointError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

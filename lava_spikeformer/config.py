@@ -6,8 +6,10 @@ CPU variants, the HAR-DVS variant and every Table-5 ablation are all ``ModelConf
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Tuple
+
+from .graph.input import KNOWN_DATASETS, InputSpec
 
 BLOCK_KINDS = ("conv", "transformer")
 SHORTCUTS = ("ms", "vs", "sew")
@@ -72,6 +74,7 @@ class ModelConfig:
     threshold: float = 1.0
     surrogate_alpha: float = 4.0
     neuron_mode: str = "float"
+    dataset: str = ""                  # the data set it is made for (graph.input.KNOWN_DATASETS); '' = none
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(
@@ -92,6 +95,14 @@ class ModelConfig:
                                  f"num_heads={self.num_heads}")
         if self.tau <= 1.0:
             raise ValueError(f"ModelConfig.tau must be > 1, got {self.tau}")
+        if self.dataset and self.dataset not in KNOWN_DATASETS:
+            raise ValueError(f"ModelConfig.dataset must be '' or one of {sorted(KNOWN_DATASETS)}, got {self.dataset!r}")
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The input contract: kind, shape, T, normalization, sensor and data set."""
+        return InputSpec.of_graph_input((self.in_channels, self.img_size, self.img_size), self.timesteps,
+                                        not self.event_input, self.dataset)
 
     def to_dict(self) -> dict:
         """Plain types only, so checkpoints load with ``torch.load(weights_only=True)``."""
@@ -101,10 +112,13 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
+        """Checkpoints written before ``dataset`` existed take the registered variant's."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"ModelConfig: unknown field(s) {unknown}; known fields are {sorted(known)}")
+        if "dataset" not in data and data.get("name") in _REGISTRY:
+            data = {**data, "dataset": _REGISTRY[data["name"]]().dataset}
         return cls(**data)
 
     def replace(self, **overrides) -> "ModelConfig":
@@ -148,17 +162,17 @@ def reference_stages(embed_dims: Tuple[int, int, int, int]) -> Tuple[StageConfig
 
 @register_model
 def meta_spikeformer_c32() -> ModelConfig:
-    return ModelConfig("meta_spikeformer_c32", reference_stages((64, 128, 256, 360)))
+    return ModelConfig("meta_spikeformer_c32", reference_stages((64, 128, 256, 360)), dataset="imagefolder")
 
 
 @register_model
 def meta_spikeformer_c48() -> ModelConfig:
-    return ModelConfig("meta_spikeformer_c48", reference_stages((96, 192, 384, 480)))
+    return ModelConfig("meta_spikeformer_c48", reference_stages((96, 192, 384, 480)), dataset="imagefolder")
 
 
 @register_model
 def meta_spikeformer_c64() -> ModelConfig:
-    return ModelConfig("meta_spikeformer_c64", reference_stages((128, 256, 512, 640)))
+    return ModelConfig("meta_spikeformer_c64", reference_stages((128, 256, 512, 640)), dataset="imagefolder")
 
 
 def small_stages() -> Tuple[StageConfig, ...]:
@@ -177,7 +191,7 @@ _SMALL = dict(attn_scale=1.0, learnable_attn_scale=True)
 def meta_spikeformer_small28() -> ModelConfig:
     """Fashion-MNIST / MNIST sized (1x28x28, 10 classes). Attention fires iff count >= 1 at init."""
     return ModelConfig("meta_spikeformer_small28", small_stages(), in_channels=1, num_classes=10,
-                       img_size=28, **_SMALL)
+                       img_size=28, dataset="fmnist", **_SMALL)
 
 
 @register_model
@@ -192,7 +206,7 @@ def meta_spikeformer_hardvs() -> ModelConfig:
     """HAR-DVS: 2 polarity channels, T=8 event frames, 300 classes. 18.41M params; the paper reports
     18.3M without publishing the widths, E=(64, 128, 256, 480) is the reference layout closest to it."""
     return ModelConfig("meta_spikeformer_hardvs", reference_stages((64, 128, 256, 480)), in_channels=2,
-                       num_classes=300, timesteps=8, event_input=True)
+                       num_classes=300, timesteps=8, event_input=True, dataset="hardvs")
 
 
 def dvs_stages() -> Tuple[StageConfig, ...]:
@@ -210,7 +224,7 @@ def meta_spikeformer_hardvs_small() -> ModelConfig:
     """CPU-trainable HAR-DVS-style variant: 2 polarities, T=8, 32x32 event frames, 10 classes
     (the Fashion-MNIST-DVS benchmark; ``num_classes=300`` for HAR-DVS)."""
     return ModelConfig("meta_spikeformer_hardvs_small", dvs_stages(), in_channels=2, num_classes=10,
-                       img_size=32, timesteps=8, event_input=True, **_SMALL)
+                       img_size=32, timesteps=8, event_input=True, dataset="fmnist-dvs", **_SMALL)
 
 
 # --------------------------------------------------------------------------- Table-5 ablations

@@ -1,11 +1,66 @@
+"""Shared fixtures and helpers (test modules import helpers from here, never from each other)."""
 import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+from lava_spikeformer.nn.fold import neuron_sources
 
 torch.set_num_threads(2)
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINED = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.pt"
+EVENT_MODEL = ROOT / "netx_models" / "meta_spikeformer_hardvs_small_fmnist_dvs.pt"
+
+
+def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding is really tested."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.2)
+            m.weight.data.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=g) * 0.5 + 0.3)
+    return model
+
+
+def torch_run(model, x, nodes):
+    """Logits and the spikes of every exported neuron, via forward hooks, ``{node: [T, B, ...]}``."""
+    sources = neuron_sources(model)
+    spikes, handles = {}, []
+
+    def record(name):
+        def hook(module, inputs, output):
+            spikes.setdefault(name, output.detach().numpy().copy())    # first call (the KD head reuses the LIF)
+        return hook
+
+    for name, module in sources.items():
+        if name in nodes:
+            handles.append(module.register_forward_hook(record(name)))
+    try:
+        with torch.no_grad():
+            logits = model(x).numpy()
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, spikes
+
+
+def write_tree(root: Path, per_class: dict, size: int = 32) -> Path:
+    """``root/<split>/<class>/<i>.png`` of random RGB images: ``per_class[split]`` images per class."""
+    rng = np.random.default_rng(0)
+    for split, n in per_class.items():
+        for name in ("cat", "dog"):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return root
 
 
 def write_idx(path: Path, array: np.ndarray, magic: int) -> Path:

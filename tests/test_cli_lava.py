@@ -3,7 +3,7 @@ import json
 
 from lava_spikeformer.cli import main
 
-from .test_lava_network import TRAINED
+from .conftest import TRAINED
 
 
 def test_export_then_run_lava_reports_accuracy_and_writes_plots(tmp_path, capsys):

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lava_spikeformer.checkpoint import load_model
+from lava_spikeformer.training.checkpoint import load_model
 from lava_spikeformer.cli import main
-from lava_spikeformer.convert import ConvertError, from_official, load_official, to_official
+from lava_spikeformer.interop.official import ConvertError, from_official, load_official, to_official
 
 REFERENCE_KEYS = Path(__file__).parent / "data" / "official_keys"
 EXPECTED_PARAMS = {32: 15_112_208, 48: 31_333_864, 64: 55_350_248}

@@ -1,5 +1,5 @@
 """Data-parallel training (torchrun, gloo, 2 processes) on an image folder tree, the folder data set
-and the paper's recipe. Run as a script, this file is the per-rank program torchrun starts."""
+and the paper's recipe. torchrun starts ``ddp_rank_program.py`` beside this file on every rank."""
 import json
 import os
 import subprocess
@@ -13,59 +13,16 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lava_spikeformer import create_model
-from lava_spikeformer.checkpoint import load_checkpoint, load_model, save_checkpoint
+from lava_spikeformer.training.checkpoint import load_checkpoint, load_model, save_checkpoint
 from lava_spikeformer.cli import _train_config, build_parser
 from lava_spikeformer.data import DataError
 from lava_spikeformer.data.folder import load_image_folder, load_image_folders
-from lava_spikeformer.distributed import Distributed
-from lava_spikeformer.recipe import build_optimizer, distillation_loss, load_teacher, paper_config
+from lava_spikeformer.training.distributed import Distributed
+from lava_spikeformer.training.recipe import build_optimizer, distillation_loss, load_teacher, paper_config
+
+from .conftest import write_tree
 
 MODEL = "meta_spikeformer_small32"
-
-
-def write_tree(root: Path, per_class: dict, size: int = 32) -> Path:
-    """``root/<split>/<class>/<i>.png`` of random RGB images: ``per_class[split]`` images per class."""
-    rng = np.random.default_rng(0)
-    for split, n in per_class.items():
-        for name in ("cat", "dog"):
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return root
-
-
-def _rank_program(root: str, out: str) -> None:
-    """One rank: train 1 epoch, then resume to 2; record what this rank saved and its final parameters."""
-    from lava_spikeformer import train as train_module
-    from lava_spikeformer.distributed import session
-    from lava_spikeformer.train import TrainConfig, train
-
-    torch.set_num_threads(1)
-    saved, steps = [], []
-    real_save = train_module.save_checkpoint
-
-    def recording_save(path, model, **extra):
-        saved.append(Path(path).name)
-        real_save(path, model, **extra)
-
-    class RecordingStep(train_module.TrainStep):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            steps.append(self)
-
-    train_module.save_checkpoint, train_module.TrainStep = recording_save, RecordingStep
-    with session("cpu") as dist:
-        train_set, val_set = load_image_folders(root, img_size=32, num_classes=10)
-        common = dict(model=MODEL, out_dir=out, batch_size=4, optimizer="lamb", lr=1e-3, device="cpu")
-        train(TrainConfig(epochs=1, **common), train_set, val_set, progress=False)
-        saved_first = list(saved)
-        train(TrainConfig(epochs=2, resume=True, **common), train_set, val_set, progress=False)
-        params = torch.cat([p.detach().flatten() for p in steps[-1].params])
-        torch.save(params, Path(out) / f"params_rank{dist.rank}.pt")
-        report = {"rank": dist.rank, "world_size": dist.world_size, "saved_first": saved_first,
-                  "saved_resume": saved[len(saved_first):], "samples_seen": [s.seen for s in steps]}
-        (Path(out) / f"rank{dist.rank}.json").write_text(json.dumps(report))
 
 
 def test_two_process_ddp_trains_checkpoints_once_and_resumes(tmp_path):
@@ -73,7 +30,7 @@ def test_two_process_ddp_trains_checkpoints_once_and_resumes(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           __file__, str(root), str(out)], capture_output=True, text=True, env=env, timeout=300)
+                           str(Path(__file__).with_name("ddp_rank_program.py")), str(root), str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["world_size"] for r in reports] == [2, 2]
@@ -189,7 +146,7 @@ def test_teacher_from_timm_or_checkpoint(tmp_path):
 
 
 def test_training_with_a_teacher_trains_the_kd_head(tmp_path):
-    from lava_spikeformer.train import TrainConfig, train
+    from lava_spikeformer.training.train import TrainConfig, train
     train_set, val_set = load_image_folders(write_tree(tmp_path / "tree", {"train": 4, "val": 1}), img_size=32,
                                             num_classes=10)
     torch.manual_seed(0)                                  # train() seeds 0 before building the model
@@ -202,6 +159,3 @@ def test_training_with_a_teacher_trains_the_kd_head(tmp_path):
     assert model.cfg.kd_head
     assert not torch.equal(model.head_kd.fc.weight, before), "the KD head learned from the teacher"
 
-
-if __name__ == "__main__":
-    _rank_program(*sys.argv[1:3])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lava_spikeformer import create_model
-from lava_spikeformer.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from lava_spikeformer.training.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from lava_spikeformer.cli import main
 from lava_spikeformer.data import DataError, load_fashion_mnist
 

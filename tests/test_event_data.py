@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from event_data import EVENT_DTYPE, FashionMNISTDVS, SaccadeSensor, emulate, frame_transform
-from event_data.cache import cached_frames
+from lava_spikeformer.data.frame_cache import cached_frames
 from event_data.transforms import frame_of, time_bins
 
 

@@ -1,20 +1,19 @@
 """Event streams injected into Lava: EventSource -> network -> ClassDecision, against PyTorch and
 the integer reference on the same frames."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from event_data import FashionMNISTDVS, frame_transform
-from event_data.processes import EventSource
-from event_data.streaming import stream_events
-from lava_spikeformer.checkpoint import load_model
-from lava_spikeformer.export import simulate
-from lava_spikeformer.export.fold import to_graph
+from lava_spikeformer.lava.processes import EventSource
+from lava_spikeformer.lava.run import stream_events
+from lava_spikeformer.training.checkpoint import load_model
+from lava_spikeformer.graph import simulate
+from lava_spikeformer.nn.fold import to_graph
 
-ROOT = Path(__file__).resolve().parents[1]
-EVENT_MODEL = ROOT / "netx_models" / "meta_spikeformer_hardvs_small_fmnist_dvs.pt"
+from .conftest import EVENT_MODEL
+
 SAMPLES = 8
 
 

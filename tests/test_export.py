@@ -5,44 +5,11 @@ import pytest
 import torch
 
 from lava_spikeformer import create_model
-from lava_spikeformer.export import ExportError, export_hdf5, read_graph, simulate
-from lava_spikeformer.export.fold import neuron_sources, to_graph
-from lava_spikeformer.export.graph import GraphError
+from lava_spikeformer.graph import ExportError, read_graph, simulate
+from lava_spikeformer.nn.fold import export_hdf5, to_graph
+from lava_spikeformer.graph import GraphError
 
-
-def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-trivial BatchNorm statistics and affine parameters, so that folding is really tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            c = m.num_features
-            m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
-            m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.2)
-            m.weight.data.copy_(torch.rand(c, generator=g) * 1.5 + 0.5)
-            m.bias.data.copy_(torch.randn(c, generator=g) * 0.5 + 0.3)
-    return model
-
-
-def torch_run(model, x, nodes):
-    """Logits and the spikes of every exported neuron, via forward hooks, ``{node: [T, B, ...]}``."""
-    sources = neuron_sources(model)
-    spikes, handles = {}, []
-
-    def record(name):
-        def hook(module, inputs, output):
-            spikes.setdefault(name, output.detach().numpy().copy())    # first call (the KD head reuses the LIF)
-        return hook
-
-    for name, module in sources.items():
-        if name in nodes:
-            handles.append(module.register_forward_hook(record(name)))
-    try:
-        with torch.no_grad():
-            logits = model(x).numpy()
-    finally:
-        for h in handles:
-            h.remove()
-    return logits, spikes
+from .conftest import randomize_bn, torch_run
 
 
 VARIANTS = [(), ("sdsa1",), ("sdsa2",), ("sdsa4",), ("vs_shortcut",), ("sew_shortcut",), ("linear_qkv", "linear_proj"),

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from lava_spikeformer import create_model
 from lava_spikeformer.data.folder import load_image_folder
 from lava_spikeformer.data.loader import epoch_batches
-from lava_spikeformer.recipe import build_optimizer
-from lava_spikeformer.train_step import TrainStep
+from lava_spikeformer.training.recipe import build_optimizer
+from lava_spikeformer.training.step import TrainStep
 
-from .test_distributed import write_tree
+from .conftest import write_tree
 
 
 def _loss(heads, y, x):

@@ -1,14 +1,14 @@
-"""The integer network of ``export.fixed``: hand-checked quantization and neuron arithmetic."""
+"""The integer network of ``graph.fixed``: hand-checked quantization and neuron arithmetic."""
 import numpy as np
 import pytest
 import torch
 
 from lava_spikeformer import create_model
-from lava_spikeformer.export import fixed, ops, simulate
-from lava_spikeformer.export.fold import to_graph
-from lava_spikeformer.export.reference import predict
+from lava_spikeformer.graph import fixed, kernels as ops, simulate
+from lava_spikeformer.nn.fold import to_graph
+from lava_spikeformer.graph.simulate import predict
 
-from .test_export import randomize_bn
+from .conftest import randomize_bn
 
 
 def test_weights_get_8_bit_mantissas_with_a_per_channel_exponent():

@@ -9,7 +9,7 @@ from event_data.fixtures import (T0_US, class_name, write_event_npz, write_hardv
                                  write_hardvs_frames_tree)
 from event_data.hardvs import (HARDVS, FitFrames, decode_event_png, fit_factor, hardvs_for_model,
                                model_transform, parse_class_file, read_event_npz, sample_frame_indices)
-from event_data.sets import frame_set
+from lava_spikeformer.data.event_frames import frame_set
 from event_data.transforms import frame_transform
 from lava_spikeformer.config import build_config
 

@@ -3,7 +3,6 @@ and runs that are always stopped."""
 import multiprocessing
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,18 +11,17 @@ from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 
 from lava_spikeformer import create_model
-from lava_spikeformer.checkpoint import load_model
+from lava_spikeformer.training.checkpoint import load_model
 from lava_spikeformer.data import load_fashion_mnist, normalize
-from lava_spikeformer.export import read_graph, simulate
-from lava_spikeformer.export.fold import to_graph
-from lava_spikeformer.export.graph import Node
-from lava_spikeformer.lava.network import SpikeFormerNetwork, probe_points, run_network, running
+from lava_spikeformer.graph import read_graph, simulate
+from lava_spikeformer.nn.fold import to_graph
+from lava_spikeformer.graph import Node
+from lava_spikeformer.lava.processes.network import SpikeFormerNetwork, probe_points
+from lava_spikeformer.lava.run import run_network, running
 from lava_spikeformer.lava.processes import LIF, FusedBlock
 
-from .test_export import randomize_bn, torch_run
+from .conftest import TRAINED, randomize_bn, torch_run
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAINED = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.pt"
 
 
 @pytest.fixture(scope="module")

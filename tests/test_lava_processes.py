@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from lava.proc.io.sink import RingBuffer as Sink
 from lava.proc.io.source import RingBuffer as Source
 
-from lava_spikeformer.lava.network import running
+from lava_spikeformer.lava.run import running
 from lava_spikeformer.lava.processes import SDSA, Conv, DelayLine, Dense, GradedAdd, LIF, SpatialMean
 
 RNG = np.random.default_rng(0)

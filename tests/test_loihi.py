@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from lava_spikeformer.analysis.loihi import LIMITS, loihi_report
-from lava_spikeformer.checkpoint import load_model
+from lava_spikeformer.training.checkpoint import load_model
 from lava_spikeformer.cli import main
-from lava_spikeformer.export import read_graph
-from lava_spikeformer.export.graph import Graph, Node
+from lava_spikeformer.graph import read_graph
+from lava_spikeformer.graph import Graph, Node
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.pt"

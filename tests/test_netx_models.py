@@ -5,11 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from lava_spikeformer.checkpoint import load_model
-from lava_spikeformer.export import read_graph
-from lava_spikeformer.export.fold import to_graph
+from lava_spikeformer.training.checkpoint import load_model
+from lava_spikeformer.graph import read_graph
+from lava_spikeformer.nn.fold import to_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = sorted((ROOT / "netx_models").glob("*.json"))

@@ -13,12 +13,12 @@ from lava.proc.io.source import RingBuffer as Source
 from lava.proc.monitor.process import Monitor
 
 from lava_spikeformer import StageConfig, create_model
-from lava_spikeformer.checkpoint import save_checkpoint
+from lava_spikeformer.training.checkpoint import save_checkpoint
 from lava_spikeformer.cli import main
-from lava_spikeformer.export import ExportError, simulate
-from lava_spikeformer.export.fold import to_graph
-from lava_spikeformer.export.netx_plain import equivalent_graph, netx_layers, write_netx
-from lava_spikeformer.lava.network import running
+from lava_spikeformer.graph import ExportError, simulate
+from lava_spikeformer.nn.fold import to_graph
+from lava_spikeformer.interop.netx_plain import equivalent_graph, netx_layers, write_netx
+from lava_spikeformer.lava.run import running
 
 T = 4
 SEQUENTIAL = (StageConfig("conv", 8, 0), StageConfig("conv", 16, 0), StageConfig("conv", 16, 0))   # 16 -> 8 -> 4 -> 2

@@ -1,12 +1,11 @@
 import csv
 
 import pytest
-import torch
 
-from lava_spikeformer.checkpoint import load_checkpoint, load_model
+from lava_spikeformer.training.checkpoint import load_checkpoint, load_model
 from lava_spikeformer.cli import main
 from lava_spikeformer.data import load_fashion_mnist
-from lava_spikeformer.train import TrainConfig, evaluate, train
+from lava_spikeformer.training.train import TrainConfig, evaluate, train
 
 
 @pytest.fixture(scope="module")

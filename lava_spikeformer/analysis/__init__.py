@@ -1,3 +1,16 @@
-from .energy import E_AC_PJ, E_MAC_PJ, EnergyReport, LayerEnergy, energy_report
+"""Reading models and runs: energy (App. B, from PyTorch spike counts), the Loihi 2 fit report (from a
+graph), evaluation results of Lava runs. Lazy, so the graph-only reports do not load torch."""
+from importlib import import_module
 
-__all__ = ["E_AC_PJ", "E_MAC_PJ", "EnergyReport", "LayerEnergy", "energy_report"]
+_LAZY = {"E_AC_PJ": "energy", "E_MAC_PJ": "energy", "EnergyReport": "energy", "LayerEnergy": "energy",
+         "energy_report": "energy", "LoihiReport": "loihi", "loihi_report": "loihi",
+         "LavaEvaluation": "evaluation"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = list(_LAZY)

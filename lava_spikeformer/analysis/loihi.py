@@ -1,6 +1,6 @@
 """Loihi 2 fit report of an export graph: what each layer costs on neuro-cores and which limits it breaks.
 
-Mapping counted: the fine-grained Lava graph of ``lava/network.py`` (``granularity='fine'``), one
+Mapping counted: the fine-grained Lava graph of ``lava/processes/network.py`` (``granularity='fine'``), one
 population of compartments per graph node plus the delay lines the loader puts on skip paths
 (one per delayed (source, lag)). Each population holds its output:
 
@@ -28,7 +28,7 @@ Counts per row (all per timestep, per sample):
 * ``weight_bits``: signed bits of the largest mantissa, with the per-output-channel exponents of
   ``export.fixed.quantize_weight``.
 * ``state_bits`` / ``message_bits``: signed bits of a worst-case bound, by interval arithmetic in
-  ``export.fixed``'s integer units (2**-6) from ``|input| <= input_abs_max``: the LIF membrane is
+  ``graph.fixed``'s integer units (2**-6) from ``|input| <= input_abs_max``: the LIF membrane is
   bounded by ``|x| * 4096 / dv`` (leak ``dv``); spikes are 1-bit messages.
 * ``cores``: the largest of three per-core bounds — neurons / 4096, stored synapses / (12000
   SynMem words x 4 synapses per word), source neurons / 16384 input axons — and at least one core
@@ -56,13 +56,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from ..checkpoint import atomic_write
-from ..data.fashion_mnist import MEAN, STD
-from ..export import fixed
-from ..export.graph import Graph, Node
-
-# The largest |pixel| of Fashion-MNIST after ``data.normalize``: (1 - 0.2860) / 0.3530 = 2.02.
-FASHION_MNIST_ABS_MAX = max((1 - MEAN) / STD, MEAN / STD)
+from ..fileio import atomic_write
+from ..graph import Graph, Node, fixed
 
 
 class Limit(NamedTuple):
@@ -214,7 +209,7 @@ def signed_bits(bound: int) -> int:
 
 def deployed_nodes(graph: Graph) -> List[Node]:
     """The graph's nodes with a ``delay`` node on every input that arrives before the node's
-    latest one (as ``lava/network.py`` aligns them), one per (source, lag)."""
+    latest one (as ``lava/processes/network.py`` aligns them), one per (source, lag)."""
     arrival = graph.arrival()
     shapes = {n.name: tuple(n.shape) for n in graph.nodes}
     nodes, delays = [], {}
@@ -274,9 +269,11 @@ def _sdsa_shape(node: Node):
     return dh + dh * n + n, (dh, dh * n, n), d * dh * n, n * d * dh, dh * n
 
 
-def loihi_report(graph: Graph, *, input_abs_max: float = FASHION_MNIST_ABS_MAX) -> LoihiReport:
+def loihi_report(graph: Graph, *, input_abs_max: Optional[float] = None) -> LoihiReport:
     """Count ``graph`` on Loihi 2 (see the module docstring); ``input_abs_max`` bounds |input|
     (default: normalized Fashion-MNIST) for the worst-case bit widths."""
+    if input_abs_max is None:
+        input_abs_max = graph.input_spec.abs_max()
     if not input_abs_max > 0 or not math.isfinite(input_abs_max):
         raise ValueError(f"input_abs_max must be a positive number, got {input_abs_max!r}")
     counter = _Counter(graph, input_abs_max)
@@ -315,8 +312,9 @@ class _Counter:
         self.bound: Dict[str, int] = {}         # largest |message| in fixed.py's integer units (spikes: 1)
         self.spiking: Dict[str, bool] = {}
         self.violations: List[Violation] = []
-        self.by_op = {"input": self._input, "conv": self._synapse, "dense": self._synapse, "sdsa": self._sdsa,
-                      "lif": self._relay, "add": self._relay, "delay": self._relay, "mean": self._relay}
+        self.by_role = {"input": self._input, "synapse": self._synapse, "attention": self._sdsa,
+                        "neuron": self._relay, "sum": self._relay, "delay": self._relay, "pool": self._relay}
+        self.emits_spikes = graph.emits_spikes()
 
     def broken(self, layer: str, kind: str, value: int, message: str, limit_key: Optional[str] = None) -> None:
         limit = LIMITS[limit_key] if limit_key else None
@@ -326,11 +324,13 @@ class _Counter:
     def count(self, node: Node) -> dict:
         """The row of ``node`` without its cores; checks the limits that depend on it alone."""
         sources = [self.by_name[i] for i in node.inputs]
-        self.spiking[node.name] = node.op in fixed.SPIKE_OPS or (node.op == "delay" and self.spiking[node.inputs[0]])
+        role = node.spec.role
+        self.spiking[node.name] = (self.spiking[node.inputs[0]] if role == "delay"
+                                   else self.emits_spikes.get(node.name, node.spec.output == "spikes"))
         row = dict(neurons=int(np.prod(node.shape)), synapses=0, unique_weights=0, fan_in=0, weight_bits=0,
                    weight_exponents=[], products=0, delay_steps=0,
                    axons=sum(int(np.prod(s.shape)) for s in {s.name: s for s in sources}.values()))
-        state = self.by_op[node.op](node, sources, row)       # membrane bound of lif/sdsa, else None
+        state = self.by_role[role](node, sources, row)       # membrane bound of lif/sdsa, else None
         bound = self.bound[node.name]
         row["message_bits"] = 1 if self.spiking[node.name] else signed_bits(bound)
         row["state_bits"] = signed_bits(bound if state is None else state)
@@ -356,7 +356,7 @@ class _Counter:
         src = sources[0]
         mantissa, exponent = fixed.quantize_weight(node.params["weight"])
         mask = (mantissa != 0).astype(np.int64)
-        if node.op == "conv":
+        if mantissa.ndim == 4:                     # a convolution
             fan_in, fan_out = _conv_connections(node, src.shape, mask)
         else:
             fan_in, fan_out = mask.sum(1), mask.sum(0).reshape(src.shape)
@@ -385,22 +385,23 @@ class _Counter:
         return _membrane_bound(node, counts * scale, self.graph.timesteps, self.broken)
 
     def _relay(self, node: Node, sources, row: dict) -> Optional[int]:
-        """lif, add, delay, mean: 1:1 connections from each input, or pooling over positions (mean)."""
+        """Neurons, sums, delays, pooling: 1:1 connections from each input, or pooling over positions."""
+        role = node.spec.role
         for src in sources:
             self.fan_out[src.name] += 1
         row.update(synapses=sum(int(np.prod(s.shape)) for s in sources),
-                   fan_in=int(np.prod(sources[0].shape[1:])) if node.op == "mean" else len(sources))
-        if node.op == "delay":
+                   fan_in=int(np.prod(sources[0].shape[1:])) if role == "pool" else len(sources))
+        if role == "delay":
             row["delay_steps"] = steps = int(node.attrs["steps"])
             if steps > LIMITS["synaptic_delay"].value:
                 self.broken(node.name, "synaptic_delay", steps,
                             f"delay of {steps} steps; synaptic delays stop at {LIMITS['synaptic_delay'].value}",
                             "synaptic_delay")
-        if node.op == "mean" and row["fan_in"] & (row["fan_in"] - 1):
+        if role == "pool" and row["fan_in"] & (row["fan_in"] - 1):
             self.broken(node.name, "inexact_mean", row["fan_in"],
                         f"mean over {row['fan_in']} positions: 1/{row['fan_in']} is not a power of two, so "
-                        f"Loihi synapses (8-bit mantissa x 2**-e) only approximate export.fixed's integer mean")
-        if node.op == "lif":
+                        f"Loihi synapses (8-bit mantissa x 2**-e) only approximate graph.fixed's integer mean")
+        if role == "neuron":
             self.bound[node.name] = 1
             return _membrane_bound(node, self.bound[sources[0].name], self.graph.timesteps, self.broken)
         self.bound[node.name] = sum(self.bound[s.name] for s in sources)

@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from .fashion_mnist import DataError
+from .idx import DataError
 
 SPLITS = ("train", "val")
 
@@ -29,7 +29,7 @@ class FolderSet:
     def __init__(self, folder, *, img_size: int, indices: Optional[torch.Tensor] = None):
         from timm.data import create_transform
 
-        from ..recipe import PAPER_AUGMENTATION
+        from ..training.recipe import PAPER_AUGMENTATION
         self.folder = folder
         self.img_size = img_size
         self.indices = torch.arange(len(folder.samples)) if indices is None else indices

@@ -1,4 +1,5 @@
-"""Run exports on Lava: custom Processes (``processes``) and the network loader (``network``).
+"""Run exports on Lava: Processes and their models (``processes/``, incl. the network Process), the
+op -> Process bindings (``bindings``), the run helper (``run``) and test-set evaluation (``evaluate``).
 
-Import ``lava_spikeformer.lava.network`` explicitly; this package stays import-light.
+Import the modules explicitly; this package stays import-light.
 """

@@ -56,6 +56,17 @@ class MetaSpikeFormer(nn.Module):
         self.head = SpikeHead(in_ch, cfg.num_classes, lif=head_lif)
         self.head_kd = SpikeHead(in_ch, cfg.num_classes, lif=head_lif) if cfg.kd_head else None
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """timm-style transfer: new, freshly initialized classifier head(s) for ``num_classes``; the
+        config (and so checkpoints and exports) records the new class count."""
+        if int(num_classes) != num_classes or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        self.cfg = self.cfg.replace(num_classes=int(num_classes))
+        device = self.head.fc.weight.device
+        self.head = SpikeHead(self.num_features, self.cfg.num_classes, lif=self.head.lif).to(device)
+        if self.head_kd is not None:
+            self.head_kd = SpikeHead(self.num_features, self.cfg.num_classes, lif=self.head.lif).to(device)
+
     @property
     def timesteps(self) -> int:
         return self.cfg.timesteps
@@ -86,14 +97,14 @@ class MetaSpikeFormer(nn.Module):
     def export_hdf5(self, path, format: str = "lava-spikeformer"):
         """Write the eval-mode network (BN folded, RepConv re-parameterized) to ``path`` atomically;
         the model is not modified. ``format='lava-spikeformer'``: the graph format of
-        ``lava_spikeformer/export/schema.md``; ``'netx'``: lava-dl netx's own schema, which plain
+        ``lava_spikeformer/graph/schema.md``; ``'netx'``: lava-dl netx's own schema, which plain
         ``netx.hdf5.Network`` loads — only for sequential models (all stages of depth 0)."""
         if format == "netx":
-            from ..export.netx_plain import write_netx
+            from ..interop.netx_plain import write_netx
             return write_netx(self, path)
         if format != "lava-spikeformer":
             raise ValueError(f"export format must be 'lava-spikeformer' or 'netx', got {format!r}")
-        from ..export import export_hdf5
+        from .fold import export_hdf5
         return export_hdf5(self, path)
 
 

@@ -1,12 +1,12 @@
 """ProcessModels of the Meta-SpikeFormer Processes (Python/CPU, Loihi protocol), ``floating_pt``
 and ``fixed_pt``.
 
-Every model computes with the numpy kernels of ``lava_spikeformer.export`` (``ops`` for float,
-``fixed`` for the integer network) — the same code as the reference simulator — so a Lava run
+Every model computes with the numpy kernels of ``lava_spikeformer.graph`` (``kernels`` for float,
+``fixed`` for the integer network, both reached through the op registry) — the same code as the reference simulator — so a Lava run
 differs from the reference only by message passing and pipeline latency. Synaptic models (Conv,
 Dense, SDSA) deliver one step after their input arrives, as Lava's Dense does; neurons, sums and
 pooling act within the step. Fixed-point models keep the float weights of their Process and
-quantize them once, exactly as ``export.fixed`` does; their messages are integers (spikes 0/1,
+quantize them once, exactly as ``graph.fixed`` does; their messages are integers (spikes 0/1,
 graded values in units of 1/64) computed in int64.
 
 Absolute imports only: Lava's compiler executes this file as a top-level module.
@@ -21,10 +21,11 @@ from lava.magma.core.model.py.type import LavaPyType
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-from lava_spikeformer.export import fixed, ops
-from lava_spikeformer.export.graph import Node
-from lava_spikeformer.lava.processes.process import (SDSA, ClassDecision, Conv, DelayLine, Dense, FusedBlock,
-                                                     GradedAdd, LIF, Recorder, SpatialMean)
+from event_data.transforms import frame_of, sort_by_time, time_bins
+from lava_spikeformer.graph import Node, fixed, kernels
+from lava_spikeformer.graph.ops import make_kernel
+from lava_spikeformer.lava.processes.process import (SDSA, ClassDecision, Conv, DelayLine, Dense, EventSource,
+                                                     FusedBlock, GradedAdd, LIF, Recorder, SpatialMean)
 
 FLOAT, INT = np.float64, np.int32          # message types; fixed point computes in int64
 
@@ -81,9 +82,8 @@ class _SynapseModel(_Model):
     def step(self) -> None:
         x = self.recv(self.a_in)
         if self._kernel is None:          # Vars hold their values only once the model runs
-            node = self.node()
-            self._kernel = (fixed.make_fixed_kernel(node, self.proc_params["spike_input"]) if self.FIXED
-                            else ops.make_kernel(node))
+            self._kernel = make_kernel(self.node(), "fixed" if self.FIXED else "float",
+                                       self.proc_params["spike_input"])
         ready = self._pending
         self._pending = self._kernel.step([x]) if self.active() else self._zeros
         self.a_out.send(ready)
@@ -147,7 +147,7 @@ class PyDenseModelFixed(_DenseModel):
 # ---------------------------------------------------------------------------- neurons
 class _LIFModel(_Model):
     def lif_step(self, x: np.ndarray):
-        step_fn = fixed.lif_step_fixed if self.FIXED else ops.lif_step
+        step_fn = fixed.lif_step_fixed if self.FIXED else kernels.lif_step
         spikes, self.h[:] = step_fn(x, self.h, self.threshold[0], self.tau[0])
         return spikes
 
@@ -187,9 +187,9 @@ class _SDSAModel(_LIFModel):
     def step(self) -> None:
         q, k, v = self.recv(self.q_in), self.recv(self.k_in), self.recv(self.v_in)
         variant, heads = self.proc_params["variant"], self.proc_params["heads"]
-        drive_fn = fixed.sdsa_drive_fixed if self.FIXED else ops.sdsa_drive
+        drive_fn = fixed.sdsa_drive_fixed if self.FIXED else kernels.sdsa_drive
         spikes = self.lif_step(drive_fn(q, k, v, variant, heads, self.scale))
-        ready, self._pending = self._pending, ops.sdsa_output(spikes, q, v, variant)
+        ready, self._pending = self._pending, kernels.sdsa_output(spikes, q, v, variant)
         self.s_out.send(ready)
 
 
@@ -272,7 +272,7 @@ class PyDelayLineModelFixed(_DelayLineModel):
 
 class _SpatialMeanModel(_Model):
     def step(self) -> None:
-        mean_fn = fixed.spatial_mean_fixed if self.FIXED else ops.spatial_mean
+        mean_fn = fixed.spatial_mean_fixed if self.FIXED else kernels.spatial_mean
         self.a_out.send(mean_fn(self.recv(self.a_in)))
 
 
@@ -301,8 +301,8 @@ class _FusedBlockModel(_Model):
         super().__init__(proc_params)
         self._nodes = list(proc_params["nodes"])
         spikes = proc_params["spike_inputs"]
-        self._kernels = [fixed.make_fixed_kernel(n, spikes.get(n.name, False)) if self.FIXED else ops.make_kernel(n)
-                         for n in self._nodes]
+        precision = "fixed" if self.FIXED else "float"
+        self._kernels = [make_kernel(n, precision, spikes.get(n.name, False)) for n in self._nodes]
         dtype = np.int64 if self.FIXED else FLOAT
         self._zeros = np.zeros(proc_params["shape_out"], dtype)
         self._fifo = [self._zeros] * proc_params["delay"]
@@ -393,3 +393,36 @@ class PyRecorderModelFloat(_RecorderModel):
 @tag("fixed_pt")
 class PyRecorderModelFixed(_RecorderModel):
     a_in: PyInPort = _in(INT)
+
+
+# ---------------------------------------------------------------------------- event input
+class _EventSourceModel(_Model):
+    """``floating_pt``: event counts; ``fixed_pt``: counts in the network's integer input units."""
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        transform = proc_params["transform"] or sort_by_time
+        self._bins = [time_bins(transform(events), proc_params["n_time_bins"]) for events in proc_params["streams"]]
+
+    def step(self) -> None:
+        k = self.time_step - 1
+        if k < self.proc_params["n_time_bins"]:
+            frames = np.stack([frame_of(bins[k], self.proc_params["sensor_size"]) for bins in self._bins])
+        else:
+            frames = np.zeros(self.s_out._shape)
+        self.s_out.send(fixed.quantize_input(frames) if self.FIXED else frames.astype(FLOAT))
+
+
+@implements(proc=EventSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyEventSourceModelFloat(_EventSourceModel):
+    s_out: PyOutPort = _out(FLOAT)
+
+
+@implements(proc=EventSource, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyEventSourceModelFixed(_EventSourceModel):
+    FIXED = True
+    s_out: PyOutPort = _out(INT)

@@ -7,16 +7,20 @@ first input reaches them (netx's sequential round-trip differs in its first step
 ``active_steps`` (0: unlimited) ends that window after as many steps, when the input is known to
 last T steps: later outputs are never read, so a batch run skips their computation.
 ``spike_input`` tells a synapse's fixed-point model that its input is 0/1 spikes rather than graded
-values in units of 1/64 (``export.fixed``).
+values in units of 1/64 (``graph.fixed``).
+
+Which Process runs which graph op is declared in ``lava/bindings.py``.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
+
+from event_data.events import require_events
 
 
 def _shape(name: str, shape) -> Tuple[int, ...]:
@@ -233,3 +237,33 @@ class Recorder(_Process):
             raise ValueError(f"Recorder: buffer_name must name a SharedMemory block, got {buffer_name!r}")
         super().__init__(shape=shape, steps=int(steps), buffer_name=buffer_name, name=name)
         self.a_in = InPort(shape=shape)
+
+
+class EventSource(_Process):
+    """Sends a batch of event streams into a network, one time bin per step, as lava-peripherals'
+    DVS processes do (one OutPort ``(B, P, H, W)``, events binned per step).
+
+    ``streams``: one tonic event array per batch element, raw; ``transform`` (event -> event,
+    e.g. ``event_transform(...)[0]``) runs inside the process before binning; ``sensor_size``
+    (W, H, P) is the transform's output size. Step k sends the event counts of bin k of
+    ``n_time_bins`` (tonic's ``ToFrame(n_time_bins)`` slicing), zeros after the last bin.
+    """
+
+    def __init__(self, *, streams: Sequence[np.ndarray], sensor_size: Tuple[int, int, int], n_time_bins: int,
+                 transform: Optional[Callable] = None, name: Optional[str] = None):
+        streams = tuple(streams)
+        if not streams:
+            raise ValueError("EventSource needs at least one event stream")
+        for i, events in enumerate(streams):
+            require_events(events, f"streams[{i}]")           # EventDataError is a ValueError
+        sensor_size = tuple(int(s) for s in sensor_size)
+        if len(sensor_size) != 3 or min(sensor_size) < 1:
+            raise ValueError(f"sensor_size must be (W, H, P) positive ints, got {sensor_size}")
+        if int(n_time_bins) != n_time_bins or n_time_bins < 1:
+            raise ValueError(f"n_time_bins must be an int >= 1, got {n_time_bins!r}")
+        if transform is not None and not callable(transform):
+            raise ValueError(f"transform must be callable, got {type(transform).__name__}")
+        super().__init__(streams=streams, sensor_size=sensor_size, n_time_bins=int(n_time_bins),
+                         transform=transform, name=name)
+        width, height, polarities = sensor_size
+        self.s_out = OutPort(shape=(len(streams), polarities, height, width))

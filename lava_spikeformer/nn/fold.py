@@ -5,16 +5,19 @@ All folding is done in float64.
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+import os
+from pathlib import Path
+from typing import List, Tuple
 
 import numpy as np
 import torch
 
-from ..nn.attention import SDSA
-from ..nn.blocks import ConvBlock, Residual, TransformerBlock
-from ..nn.layers import ChannelConv, ConvBN, Downsampling, Projection, RepConv, SepConv
-from ..nn.synapse import BatchNorm, Conv
-from .graph import Graph, Node, conv_output_hw
+from ..graph import Graph, Node, write_graph
+from ..graph.ops import conv_output_hw
+from .attention import SDSA
+from .blocks import ConvBlock, Residual, TransformerBlock
+from .layers import ChannelConv, ConvBN, Downsampling, Projection, RepConv, SepConv
+from .synapse import BatchNorm, Conv
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -70,10 +73,12 @@ class _Builder:
         self.nodes: List[Node] = []
         self.shapes = {}
         self.neurons = {}          # node name -> the torch LIF it was exported from
+        self.block = ""            # the unit being folded: nodes record it (the fused Lava granularity)
 
     def add(self, name: str, op: str, inputs: Tuple[str, ...], shape, params=None, attrs=None) -> str:
         self.nodes.append(Node(name, op, tuple(inputs), tuple(int(s) for s in shape),
-                               {k: np.ascontiguousarray(v) for k, v in (params or {}).items()}, dict(attrs or {})))
+                               {k: np.ascontiguousarray(v) for k, v in (params or {}).items()}, dict(attrs or {}),
+                               self.block))
         self.shapes[name] = tuple(int(s) for s in shape)
         return name
 
@@ -149,12 +154,15 @@ class _Builder:
             for b, block in enumerate(stage):
                 name = f"s{s}.b{b}"
                 if isinstance(block, Downsampling):
-                    x = self.downsampling(f"s{s}.down", x, block)
+                    self.block = f"s{s}.down"
+                    x = self.downsampling(self.block, x, block)
                 elif isinstance(block, (ConvBlock, TransformerBlock)):
                     for unit_name, unit in block.named_children():
-                        x = self.residual(f"{name}.{unit_name}", x, unit)
+                        self.block = f"{name}.{unit_name}"
+                        x = self.residual(self.block, x, unit)
                 else:
                     raise TypeError(f"cannot export stage module {type(block).__name__}")
+        self.block = "head"
         x = self.add("head.mean", "mean", (x,), (self.shapes[x][0],))
         if not isinstance(model.head.lif, torch.nn.Identity):
             x = self.lif("head.lif", x, model.head.lif)
@@ -162,7 +170,7 @@ class _Builder:
         weight = sum(h.fc.weight.detach().double().flatten(1) for h in heads) / len(heads)   # eval: mean of heads
         bias = sum(h.fc.bias.detach().double() for h in heads) / len(heads)
         out = self.add("head.fc", "dense", (x,), (cfg.num_classes,), {"weight": _np(weight), "bias": _np(bias)})
-        return Graph(tuple(self.nodes), out, cfg.timesteps, not cfg.event_input, cfg.to_dict())
+        return Graph(tuple(self.nodes), out, cfg.timesteps, not cfg.event_input, cfg.to_dict(), cfg.input_spec)
 
 
 def to_graph(model) -> Graph:
@@ -171,6 +179,11 @@ def to_graph(model) -> Graph:
         raise ValueError(f"{model.cfg.name}: export a float-mode model (neuron_mode='float'); "
                          f"fixed point is derived from the float export")
     return _Builder(model).build()
+
+
+def export_hdf5(model, path: os.PathLike) -> Path:
+    """Fold ``model`` (eval-mode semantics; the model itself is not modified) and write it atomically."""
+    return write_graph(to_graph(model), path)
 
 
 def neuron_sources(model) -> dict:

@@ -24,10 +24,10 @@ first layer the bias usually binds: it is in membrane units while the input carr
 What differs from our own references, exactly (tau = 2):
 
 * weights and biases are rounded at one scale per layer (netx's conv has no weight exponent, let
-  alone one per channel as ``export.fixed`` uses);
+  alone one per channel as ``graph.fixed`` uses);
 * Lava fires on ``V > vThMant`` while ``V`` carries 6 fractional bits, i.e. on ``V >= vThMant + 1/64``:
   the threshold is ``1/64`` membrane unit above ours, and no integer ``vThMant`` can express ``>=``;
-* ``V`` keeps 6 more fractional bits than ``export.fixed`` (which truncates ``u`` to 1/64 of a
+* ``V`` keeps 6 more fractional bits than ``graph.fixed`` (which truncates ``u`` to 1/64 of a
   model unit each step), so it truncates only after 7 halvings without a spike: for ``T <= 7``
   Lava's integers are exact.
 
@@ -54,10 +54,10 @@ from typing import List, Mapping, Optional, Tuple
 import h5py
 import numpy as np
 
-from ..checkpoint import atomic_write
-from .fixed import ONE
-from .graph import Graph, Node
-from .hdf5 import ExportError
+from ..fileio import atomic_write
+from ..graph import ExportError, Graph, Node
+from ..graph.fixed import ONE
+from ..graph.ops import OPS
 
 FORMAT = "netx"
 PRODUCER = "lava-spikeformer netx_plain"
@@ -70,11 +70,6 @@ DECAY_ONE = 4096                  # 12-bit decays
 INPUT_MESSAGE_BITS = 16           # graded input messages: the image in units of 1/64
 RESET_OFFSET = 1                  # netx adds 1 + layer index: layer i resets at step i + 2
 
-_NOT_PLAIN = {
-    "add": "plain netx has no residual (membrane-shortcut) sum",
-    "sdsa": "plain netx has no spike-driven self-attention",
-    "delay": "plain netx has no delay line",
-}
 _USE_GRAPH_FORMAT = "export the full graph with export_hdf5 (format lava-spikeformer-netx v1) instead"
 
 
@@ -126,8 +121,8 @@ def _check_chain(graph: Graph) -> None:
     previous = graph.input.name
     for node in graph.nodes[1:]:
         where = f"node {node.name!r} ({node.op})"
-        if node.op in _NOT_PLAIN:
-            raise ExportError(f"{where}: {_NOT_PLAIN[node.op]}; {_USE_GRAPH_FORMAT}")
+        if OPS[node.op].netx_plain:
+            raise ExportError(f"{where}: {OPS[node.op].netx_plain}; {_USE_GRAPH_FORMAT}")
         if node.inputs != (previous,):
             raise ExportError(f"{where}: reads {list(node.inputs)}, not only the node before it ({previous!r}); "
                               f"plain netx layers are strictly sequential; {_USE_GRAPH_FORMAT}")
@@ -265,7 +260,7 @@ def netx_layers(graph: Graph) -> List[NetxLayer]:
 def _as_graph(graph_or_model) -> Graph:
     if isinstance(graph_or_model, Graph):
         return graph_or_model
-    from .fold import to_graph
+    from ..nn.fold import to_graph
     return to_graph(graph_or_model)
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
-from .config import ModelConfig
+from ..config import ModelConfig
+from ..fileio import atomic_write
 
 FORMAT = "lava-spikeformer-checkpoint"
 FORMAT_VERSION = 1
@@ -16,24 +16,6 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, corrupt, or does not fit the model."""
-
-
-def atomic_write(path: os.PathLike, write) -> None:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves a
-    half-written file under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def save_checkpoint(path: os.PathLike, model: torch.nn.Module, **extra: Any) -> None:
@@ -85,7 +67,7 @@ def load_state(path: os.PathLike, model: torch.nn.Module, state: Dict[str, torch
 def load_model(path: os.PathLike, **overrides: Any):
     """Model from a checkpoint; ``overrides`` change config fields that keep the weights valid
     (e.g. ``timesteps=4`` to finetune a T=1 model)."""
-    from .nn import MetaSpikeFormer
+    from ..nn import MetaSpikeFormer
 
     payload = load_checkpoint(path)
     model = MetaSpikeFormer(payload["config"].replace(**overrides))

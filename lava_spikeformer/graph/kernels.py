@@ -1,4 +1,4 @@
-"""Numpy kernels of the graph ops, shared by the reference simulator and the Lava ProcessModels.
+"""Float numpy kernels of the graph ops, shared by the reference simulator and the Lava ProcessModels.
 
 One implementation for both worlds is what makes "Lava equals the reference" a property of the
 message passing alone. Arrays carry a leading batch axis: Lava runs a whole batch of samples
@@ -10,12 +10,10 @@ im2col + one matmul (shift-and-add for depthwise) is exact for any ``groups`` an
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-from .graph import Node
 
 
 def conv2d(x: np.ndarray, weight: np.ndarray, bias, stride: int, padding: int, groups: int) -> np.ndarray:
@@ -81,9 +79,9 @@ class LIFState:
 
 
 class Kernel:
-    """Per-node state + one timestep of computation on a batch."""
+    """Per-node state + one timestep of computation on a batch (``node``: a ``graph.Node``)."""
 
-    def __init__(self, node: Node):
+    def __init__(self, node):
         self.node = node
 
     def reset(self) -> None:
@@ -141,7 +139,7 @@ def sdsa_output(attn_spikes, q, v, variant: int) -> np.ndarray:
 
 class SDSAKernel(Kernel):
     """SDSA-1..4 on spikes ``q, [k,] v`` (see ``nn.attention``), the attention LIF included; the
-    drive and LIF functions are the float ones or those of ``export.fixed``."""
+    drive and LIF functions are the float ones or those of ``graph.fixed``."""
 
     def __init__(self, node, drive_fn: Callable = sdsa_drive, step_fn: Callable = lif_step):
         super().__init__(node)
@@ -180,29 +178,9 @@ class MeanKernel(Kernel):
         return self.mean_fn(inputs[0])
 
 
-class DelayKernel(Kernel):
-    """A FIFO of ``steps`` timesteps (zeros until the first input comes out)."""
-
-    def __init__(self, node):
-        super().__init__(node)
-        self.steps = int(node.attrs["steps"])
-        self.queue: List[np.ndarray] = []
-
-    def reset(self):
-        self.queue = []
+class RelayKernel(Kernel):
+    """A delay node is pipeline latency only (``Graph.arrival``): per timestep it passes its input on,
+    as the Lava ``DelayLine`` does once outputs are re-aligned by arrival."""
 
     def step(self, inputs):
-        self.queue.append(inputs[0])
-        if len(self.queue) > self.steps:
-            return self.queue.pop(0)
-        return np.zeros_like(inputs[0])
-
-
-KERNELS: Dict[str, Callable[[Node], Kernel]] = {
-    "conv": ConvKernel, "dense": DenseKernel, "lif": LIFKernel, "sdsa": SDSAKernel,
-    "add": AddKernel, "mean": MeanKernel, "delay": DelayKernel,
-}
-
-
-def make_kernel(node: Node) -> Kernel:
-    return KERNELS[node.op](node)
+        return inputs[0]

@@ -8,33 +8,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Dict
-
 import h5py
 import numpy as np
 
-from ..checkpoint import atomic_write
-from .graph import ARITY, OPS, Graph, GraphError, Node
+from ..fileio import atomic_write
+from .errors import ExportError, GraphError
+from .graph import Graph, Node
+from .input import InputSpec
+from .ops import OPS
 
 FORMAT = "lava-spikeformer-netx"
 VERSION = 1
-
-# per op: required float datasets, optional float datasets, integer scalars, float scalars
-FIELDS: Dict[str, tuple] = {
-    "input": ((), (), (), ()),
-    "conv": (("weight",), ("bias",), ("stride", "padding", "groups"), ()),
-    "dense": (("weight",), ("bias",), (), ()),
-    "lif": ((), (), (), ()),
-    "sdsa": ((), ("scale",), ("variant", "heads"), ()),
-    "add": ((), (), (), ()),
-    "mean": ((), (), (), ()),
-    "delay": ((), (), ("steps",), ()),
-}
-NEURON_OPS = ("lif", "sdsa")
-
-
-class ExportError(ValueError):
-    """An export file that cannot be read back as a valid graph."""
 
 
 def _write_neuron(group: h5py.Group, attrs) -> None:
@@ -63,6 +47,7 @@ def write_graph(graph: Graph, path: os.PathLike) -> Path:
             f.attrs["output"] = graph.output
             f.attrs["latency"] = graph.latency
             f.attrs["model_config"] = json.dumps(graph.model_config)
+            f.attrs["input_spec"] = json.dumps(graph.input_spec.to_dict())
             layers = f.create_group("layer")
             for i, node in enumerate(graph.nodes):
                 g = layers.create_group(str(i))
@@ -70,12 +55,13 @@ def write_graph(graph: Graph, path: os.PathLike) -> Path:
                 g.create_dataset("name", data=node.name)
                 g.create_dataset("inputs", data=np.array(node.inputs, dtype=h5py.string_dtype()))
                 g.create_dataset("shape", data=np.array(node.shape, dtype=np.int64))
+                g.create_dataset("block", data=node.block)
                 for key, value in node.params.items():
                     g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
-                _, _, ints, _ = FIELDS[node.op]
-                for key in ints:
+                spec = OPS[node.op]
+                for key in spec.int_attrs:
                     g.create_dataset(key, data=int(node.attrs[key]))
-                if node.op in NEURON_OPS:
+                if spec.neuron:
                     _write_neuron(g, node.attrs)
 
     atomic_write(path, write)
@@ -124,10 +110,15 @@ def _read_file(f: h5py.File, path: Path) -> Graph:
             raise ExportError(f"{where}: missing group (layers must be numbered 0..{len(layers) - 1})")
         nodes.append(_read_node(layers[str(i)], where))
     try:
+        model_config = json.loads(_text(f.attrs.get("model_config", "{}")))
+        spec = f.attrs.get("input_spec")
+        input_spec = InputSpec.from_dict(json.loads(_text(spec))) if spec is not None else None
         return Graph(tuple(nodes), _text(f.attrs["output"]), int(f.attrs["timesteps"]),
-                     bool(f.attrs["static_input"]), json.loads(_text(f.attrs.get("model_config", "{}"))))
+                     bool(f.attrs["static_input"]), model_config, input_spec)
     except GraphError as e:
         raise ExportError(f"{path}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{path}: root attribute 'model_config' or 'input_spec' is not valid JSON: {e}") from None
     except KeyError as e:
         raise ExportError(f"{path}: missing root attribute {e}") from None
 
@@ -135,23 +126,24 @@ def _read_file(f: h5py.File, path: Path) -> Graph:
 def _read_node(g: h5py.Group, where: str) -> Node:
     op = _text(_read(g, "type", where))
     if op not in OPS:
-        raise ExportError(f"{where}/type: unknown layer type {op!r}; known: {OPS}")
+        raise ExportError(f"{where}/type: unknown layer type {op!r}; known: {tuple(OPS)}")
+    spec = OPS[op]
     name = _text(_read(g, "name", where))
     inputs = tuple(_text(s) for s in _read(g, "inputs", where))
     shape = tuple(int(s) for s in np.atleast_1d(_read(g, "shape", where)))
-    required, optional, ints, _ = FIELDS[op]
+    block = _text(g["block"][()]) if "block" in g else legacy_block(name)
     params = {}
-    for key in required + optional:
+    for key in spec.params + spec.optional_params:
         if key not in g:
-            if key in required:
+            if key in spec.params:
                 raise ExportError(f"{where}/{key}: missing (required for type {op!r})")
             continue
         value = np.asarray(g[key][()], dtype=np.float64)
         if not np.all(np.isfinite(value)):
             raise ExportError(f"{where}/{key}: holds NaN or inf")
         params[key] = value
-    attrs = {key: int(_read(g, key, where)) for key in ints}
-    if op in NEURON_OPS:
+    attrs = {key: int(_read(g, key, where)) for key in spec.int_attrs}
+    if spec.neuron:
         if "neuron" not in g:
             raise ExportError(f"{where}/neuron: missing (required for type {op!r})")
         for key in ("threshold", "tau"):
@@ -159,11 +151,18 @@ def _read_node(g: h5py.Group, where: str) -> Node:
             if not np.isfinite(value) or value <= 0:
                 raise ExportError(f"{where}/neuron/{key}: must be a positive number, got {value}")
             attrs[key] = value
-    try:
-        node = Node(name, op, inputs, shape, params, attrs)
-        lo, hi = ARITY[op]
-        if not lo <= len(inputs) <= hi:
-            raise GraphError(f"{op} takes {lo}..{hi} inputs, got {len(inputs)}")
-    except GraphError as e:
-        raise ExportError(f"{where}: {e}") from None
-    return node
+    lo, hi = spec.arity
+    if not lo <= len(inputs) <= hi:
+        raise ExportError(f"{where}: {op} takes {lo}..{hi} inputs, got {len(inputs)}")
+    return Node(name, op, inputs, shape, params, attrs, block)
+
+
+def legacy_block(name: str) -> str:
+    """The block of a node in files written before ``block`` was stored, from the exporter's naming
+    scheme: ``s2.b1.attn.branch.q`` -> ``s2.b1.attn``; ``s0.down.conv`` -> ``s0.down``; ``head.fc`` -> ``head``."""
+    parts = name.split(".")
+    if name == "input":
+        return ""
+    if parts[0] == "head" or len(parts) < 2:
+        return parts[0]
+    return ".".join(parts[:2] if parts[1] == "down" else parts[:3])

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lava_spikeformer.checkpoint import atomic_write
-from lava_spikeformer.data import FrameSet
+from event_data.events import EventDataError
 
-from .events import EventDataError
+from ..fileio import atomic_write
+from .frames import FrameSet
 
 
 def default_cache_dir() -> Path:

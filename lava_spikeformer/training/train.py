@@ -11,55 +11,25 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import create_model
+from .. import create_model
+from ..data.loader import epoch_batches
 from .checkpoint import CheckpointError, load_checkpoint, load_model, load_state, save_checkpoint
-from .data.loader import epoch_batches
+from .config import TrainConfig
 from .distributed import current as current_distributed
 from .recipe import build_optimizer, distillation_loss, load_teacher
-from .train_step import TrainStep, configure_backends
+from .step import TrainStep, configure_backends
 
 METRIC_FIELDS = ("epoch", "timesteps", "lr", "train_loss", "train_acc", "test_images", "test_loss", "test_acc",
                  "train_seconds", "epoch_seconds", "elapsed_seconds")
 _INT_FIELDS = ("epoch", "timesteps", "test_images")
 LOG_EVERY = 20  # steps between progress-bar updates (each reads the running loss: one host sync)
-
-
-@dataclass
-class TrainConfig:
-    model: str = "meta_spikeformer_small28"
-    out_dir: str = "runs/fmnist"
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 2e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.5
-    label_smoothing: float = 0.1
-    clip_grad: float = 1.0
-    timesteps: Optional[int] = None          # None: the model's own T
-    num_classes: Optional[int] = None        # None: the model's own (e.g. 300 for HAR-DVS on a 10-class variant)
-    finetune_from: Optional[str] = None      # a T=1 checkpoint to start a T>1 finetune from
-    resume: bool = False
-    augment: bool = True
-    amp: bool = False                        # bfloat16 autocast for training (CPU: 1.4x faster per step)
-    epoch_eval_subset: Optional[int] = None  # evaluate the first N test images after each epoch, all at the end
-    eval_batch_size: int = 500
-    train_subset: Optional[int] = None
-    test_subset: Optional[int] = None
-    seed: int = 0
-    device: str = "auto"
-    optimizer: str = "adamw"                 # 'adamw' or 'lamb' (the paper's): recipe.OPTIMIZERS
-    workers: int = 0                         # processes building batches (folder data: image decoding)
-    teacher: Optional[str] = None            # KD teacher (recipe.load_teacher); gives the model a KD head
-    distill_alpha: float = 0.5               # weight of the distillation term
 
 
 def pick_device(name: str) -> torch.device:
@@ -105,7 +75,7 @@ def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
 
 def model_overrides(cfg: TrainConfig) -> dict:
     """The registered model's config fields this run changes."""
-    overrides = {"timesteps": cfg.timesteps, "num_classes": cfg.num_classes}
+    overrides = {"timesteps": cfg.timesteps, "num_classes": cfg.num_classes, "dataset": cfg.dataset}
     overrides = {key: value for key, value in overrides.items() if value}
     if cfg.teacher:
         overrides["kd_head"] = True
@@ -246,5 +216,5 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
         _write_metrics(out / "metrics.csv", rows)
         plot_curves(rows, out / "curves.png")
         dist.barrier()
-    from .nn import count_parameters
+    from ..nn import count_parameters
     return {**(rows[-1] if rows else {}), "params": count_parameters(model), "best_acc": best_acc}

@@ -17,18 +17,14 @@ gives output channels whose scales differ by more than 8 bits can resolve.
 """
 from __future__ import annotations
 
-from typing import Dict
-
 import numpy as np
 
-from .graph import Graph, Node
-from . import ops
+from . import kernels
 
 FRAC_BITS = 6
 ONE = 1 << FRAC_BITS
 WEIGHT_BITS = 8
 DECAY_ONE = 4096
-SPIKE_OPS = ("lif", "sdsa")
 
 
 def quantize_input(x: np.ndarray) -> np.ndarray:
@@ -66,7 +62,7 @@ def v_threshold(threshold: float, tau: float) -> int:
 
 
 def lif_step_fixed(x: np.ndarray, h: np.ndarray, threshold: float, tau: float):
-    """The integer twin of ``ops.lif_step``: from the pre-reset ``u`` of the previous step (zeros at
+    """The integer twin of ``kernels.lif_step``: from the pre-reset ``u`` of the previous step (zeros at
     the start), returns ``(spikes, u)``; ``x`` and ``u`` are in units of 1/64."""
     vth = v_threshold(threshold, tau)
     decayed = np.where(h >= vth, 0, h).astype(np.int64) * decay_factor(tau)
@@ -74,10 +70,10 @@ def lif_step_fixed(x: np.ndarray, h: np.ndarray, threshold: float, tau: float):
     return (u >= vth).astype(np.int64), u
 
 
-class FixedSynapse(ops.Kernel):
+class FixedSynapse(kernels.Kernel):
     """conv / dense with 8-bit mantissas; spike inputs are 0/1, graded inputs in 2**-6 units."""
 
-    def __init__(self, node: Node, spike_input: bool):
+    def __init__(self, node, spike_input: bool):
         super().__init__(node)
         self.mantissa, exponent = quantize_weight(node.params["weight"])
         self.shift = exponent - FRAC_BITS if spike_input else exponent
@@ -90,7 +86,7 @@ class FixedSynapse(ops.Kernel):
         w = self.mantissa.astype(np.float64)
         if self.node.op == "conv":
             a = self.node.attrs
-            acc = ops.conv2d(x, w, None, int(a["stride"]), int(a["padding"]), int(a["groups"]))
+            acc = kernels.conv2d(x, w, None, int(a["stride"]), int(a["padding"]), int(a["groups"]))
             bias = None if self.bias is None else self.bias[None, :, None, None]
         else:
             acc = x.reshape(len(x), -1) @ w.T
@@ -100,10 +96,10 @@ class FixedSynapse(ops.Kernel):
 
 
 def sdsa_drive_fixed(q, k, v, variant: int, heads: int, scale) -> np.ndarray:
-    """The integer twin of ``ops.sdsa_drive``: counts times ``round(scale * 64)`` (SDSA-3/4) or 64."""
+    """The integer twin of ``kernels.sdsa_drive``: counts times ``round(scale * 64)`` (SDSA-3/4) or 64."""
     if variant >= 3:
-        return ops.sdsa_drive(q, k, v, variant, heads, quantize_input(scale))
-    return ops.sdsa_drive(q, k, v, variant, heads, None) * ONE
+        return kernels.sdsa_drive(q, k, v, variant, heads, quantize_input(scale))
+    return kernels.sdsa_drive(q, k, v, variant, heads, None) * ONE
 
 
 def spatial_mean_fixed(x: np.ndarray) -> np.ndarray:
@@ -111,21 +107,3 @@ def spatial_mean_fixed(x: np.ndarray) -> np.ndarray:
     total = x.reshape(*x.shape[:2], -1).sum(-1)
     n = x[0, 0].size
     return np.where(total >= 0, total // n, -((-total) // n))
-
-
-def spike_inputs(graph: Graph) -> Dict[str, bool]:
-    """Whether each node's (first) input carries spikes rather than graded values."""
-    ops_by_name = {n.name: n.op for n in graph.nodes}
-    return {n.name: bool(n.inputs) and ops_by_name[n.inputs[0]] in SPIKE_OPS for n in graph.nodes}
-
-
-def make_fixed_kernel(node: Node, spike_input: bool) -> ops.Kernel:
-    if node.op in ("conv", "dense"):
-        return FixedSynapse(node, spike_input)
-    if node.op == "lif":
-        return ops.LIFKernel(node, lif_step_fixed)
-    if node.op == "sdsa":
-        return ops.SDSAKernel(node, sdsa_drive_fixed, lif_step_fixed)
-    if node.op == "mean":
-        return ops.MeanKernel(node, spatial_mean_fixed)
-    return ops.make_kernel(node)                    # add, delay: exact on integers as they are

@@ -4,13 +4,13 @@ from __future__ import annotations
 import os
 from typing import Callable, Dict, Optional
 
-from lava_spikeformer.config import ModelConfig
-from lava_spikeformer.data import FrameSet
+from event_data.fmnist_dvs import FashionMNISTDVS
+from event_data.hardvs import NUM_CLASSES as HARDVS_CLASSES, hardvs_for_model
+from event_data.transforms import frame_transform
 
-from .cache import cached_frames
-from .fmnist_dvs import FashionMNISTDVS
-from .hardvs import HARDVS, NUM_CLASSES as HARDVS_CLASSES, fit_factor, hardvs_for_model
-from .transforms import frame_transform
+from ..config import ModelConfig
+from .frame_cache import cached_frames
+from .frames import FrameSet
 
 
 def _fmnist_dvs(cfg: ModelConfig, root, split: str):
@@ -27,16 +27,6 @@ def _hardvs(cfg: ModelConfig, root, split: str):
 
 #: data set name -> (model config, root, split) -> tonic-style dataset whose transform yields frames
 FRAME_DATASETS: Dict[str, Callable] = {"fmnist-dvs": _fmnist_dvs, "hardvs": _hardvs}
-
-
-#: data set name -> (root, split, model input (H, W)) -> (raw event dataset, ``event_transform`` options):
-#: what the Lava ``EventSource`` streams, framed exactly as ``FRAME_DATASETS`` frames it for PyTorch.
-STREAM_SOURCES: Dict[str, Callable] = {
-    "fmnist-dvs": lambda root, split, size: (FashionMNISTDVS(split, data_dir=root), {"size": size}),
-    "hardvs": lambda root, split, size: (HARDVS(root, split, release="events"),
-                                         {"size": size, "downsample": fit_factor(HARDVS.sensor_size[1],
-                                                                                 HARDVS.sensor_size[0], size)}),
-}
 
 
 def frame_set(name: str, cfg: ModelConfig, split: str, *, root: Optional[os.PathLike] = None,

@@ -21,6 +21,8 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from .config import TrainConfig
+
 #: timm ``create_transform`` arguments for training images (the reference's ``build_dataset``).
 PAPER_AUGMENTATION = dict(auto_augment="rand-m9-mstd0.5-inc1", interpolation="bicubic", re_prob=0.25,
                           re_mode="pixel", re_count=1)
@@ -44,8 +46,6 @@ OPTIMIZERS = {
 def paper_config(stage: str, *, model: str, world_size: int = 1, batch_size: Optional[int] = None, **overrides):
     """``TrainConfig`` of one Table 8 stage. ``batch_size`` is per process (default: the paper's
     global batch split over ``world_size``); the learning rate follows the global batch actually used."""
-    from .train import TrainConfig
-
     if stage not in PAPER_STAGES:
         raise ValueError(f"recipe stage must be one of {sorted(PAPER_STAGES)}, got {stage!r}")
     spec = PAPER_STAGES[stage]

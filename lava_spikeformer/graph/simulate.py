@@ -6,15 +6,14 @@ this simulator's output of ``n`` at timestep ``t``.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable
 
 import numpy as np
 
 from . import fixed
-from .graph import Graph, GraphError
-from .ops import make_kernel
-
-PRECISIONS = ("float", "fixed")
+from .errors import GraphError
+from .graph import Graph
+from .ops import PRECISIONS, make_kernel
 
 
 def frames_of(graph: Graph, x: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -33,16 +32,14 @@ def frames_of(graph: Graph, x: np.ndarray, dtype=np.float64) -> np.ndarray:
 def make_kernels(graph: Graph, precision: str = "float") -> dict:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "float":
-        return {n.name: make_kernel(n) for n in graph.nodes[1:]}
-    spikes = fixed.spike_inputs(graph)
-    return {n.name: fixed.make_fixed_kernel(n, spikes[n.name]) for n in graph.nodes[1:]}
+    spikes = graph.spike_inputs()
+    return {n.name: make_kernel(n, precision, spikes[n.name]) for n in graph.nodes[1:]}
 
 
 def simulate(graph: Graph, x: np.ndarray, *, probes: Iterable[str] = (), dtype=np.float64,
              precision: str = "float") -> Dict[str, np.ndarray]:
     """Returns ``{name: [T, B, ...]}`` for the output node and every probed node. ``precision='fixed'``
-    runs the integer network of ``export.fixed`` (graded values in units of 1/64)."""
+    runs the integer network of ``graph.fixed`` (graded values in units of 1/64)."""
     frames = frames_of(graph, x, dtype)
     if precision == "fixed":
         frames = fixed.quantize_input(frames)

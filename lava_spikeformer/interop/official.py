@@ -22,8 +22,8 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import torch
 
-from .config import ModelConfig, build_config, list_models, reference_stages
-from .nn import MetaSpikeFormer
+from ..config import ModelConfig, build_config, list_models, reference_stages
+from ..nn import MetaSpikeFormer
 
 _OFFICIAL_DOWNSAMPLING = ("downsample1_1", "downsample1_2", "downsample2", "downsample3", "downsample4")
 
@@ -49,7 +49,7 @@ _HEAD_RULES = ((r"head\.fc", "head", 2), (r"head_kd\.fc", "head_kd", 2))
 
 # Config fields that do not change which tensors exist or how the reference computes with them.
 _FREE_FIELDS = {"name", "in_channels", "num_classes", "img_size", "timesteps", "kd_head", "neuron_mode",
-                "surrogate_alpha"}
+                "surrogate_alpha", "dataset"}
 _MAX_LISTED = 10
 
 

@@ -1,0 +1,182 @@
+"""Running an export on Lava: one ``run`` for image batches, event frames and raw event streams.
+
+``source -> SpikeFormerNetwork -> [ClassDecision]``, all Lava processes in one ``run(RunSteps)``;
+the host hands over the input (a ``RingBuffer`` of frames, or an ``EventSource`` that bins raw
+tonic streams per step) and reads shared-memory recorders. Outputs are re-aligned so that entry t
+is a node's value for timestep t, as ``graph.simulate`` gives it. Every run is stopped, also when
+it raises.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from multiprocessing import shared_memory
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.run_conditions import RunSteps
+from lava.magma.core.run_configs import Loihi2SimCfg
+from lava.proc.io.source import RingBuffer as Source
+
+from event_data.transforms import event_transform
+from lava_spikeformer.graph import Graph, fixed, read_graph
+from lava_spikeformer.graph.simulate import frames_of
+from lava_spikeformer.lava.processes.network import SpikeFormerNetwork
+from lava_spikeformer.lava.processes import ClassDecision, EventSource, Recorder
+
+TAGS = ("floating_pt", "fixed_pt")
+
+
+@dataclass(frozen=True)
+class EventStreams:
+    """Raw tonic event streams (one per batch element) of a ``sensor_size`` (W, H, P) sensor and the
+    ``frame_transform`` options that fit them to the model's input."""
+
+    streams: Sequence[np.ndarray]
+    sensor_size: Tuple[int, int, int]
+    size: Optional[Tuple[int, int]] = None
+    downsample: float = 1.0
+    denoise_us: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outputs: Dict[str, np.ndarray]       # {node: [T, B, ...]} for the output and every probe
+    decisions: Optional[np.ndarray]      # [steps, B] class per Lava step (-1 before the first logits)
+    latency: int                         # L: timestep t leaves at step t + L
+    steps: int
+    seconds: float                       # wall time of build + run + stop
+
+
+@contextlib.contextmanager
+def running(proc: AbstractProcess, steps: int, tag: str = "floating_pt"):
+    """Run the process graph of ``proc`` for ``steps`` steps on Lava's CPU backend; read Vars inside
+    the ``with`` block. ``stop()`` always follows, also when the run or the block raises: a Lava
+    run left unstopped keeps its worker processes alive and hangs the interpreter at exit."""
+    if tag not in TAGS:
+        raise ValueError(f"tag must be one of {TAGS}, got {tag!r}")
+    try:
+        try:
+            proc.run(condition=RunSteps(num_steps=int(steps)), run_cfg=Loihi2SimCfg(select_tag=tag))
+        except BaseException:
+            if proc.runtime is not None:
+                # Lava 0.10 has already joined every worker after a model raised; stop() on a runtime
+                # still marked started would wait forever for their replies. Only release resources.
+                proc.runtime._is_started = False
+            raise
+        yield proc
+    finally:
+        if proc.runtime is not None:
+            proc.stop()
+
+
+@contextlib.contextmanager
+def recorders(watched, steps: int):
+    """Connects a ``Recorder`` to each ``(name, OutPort)``; yields ``{name: [steps, ...] array}``
+    backed by shared memory, valid inside the ``with`` block (released after it)."""
+    blocks, buffers = [], {}
+    try:
+        for name, port in watched:
+            size = int(np.prod(port.shape)) * steps * 8
+            shm = shared_memory.SharedMemory(create=True, size=max(size, 8))
+            blocks.append(shm)
+            buffers[name] = np.ndarray((steps, *port.shape), np.float64, buffer=shm.buf)
+            buffers[name][:] = 0
+            port.connect(Recorder(shape=port.shape, steps=steps, buffer_name=shm.name).a_in)
+        yield buffers
+    finally:
+        buffers.clear()
+        for shm in blocks:
+            shm.close()
+            shm.unlink()
+
+
+def _source(graph: Graph, inputs, tag: str, steps: int):
+    """(source process, T, batch) for an input array or ``EventStreams``."""
+    if isinstance(inputs, EventStreams):
+        transform, out_size = event_transform(inputs.sensor_size, size=inputs.size, downsample=inputs.downsample,
+                                              denoise_us=inputs.denoise_us)
+        width, height, polarities = out_size
+        if graph.static_input or tuple(graph.input.shape) != (polarities, height, width):
+            raise ValueError(f"the network takes {'images' if graph.static_input else 'event frames'} "
+                             f"{tuple(graph.input.shape)}; the streams give frames {(polarities, height, width)}")
+        source = EventSource(streams=inputs.streams, sensor_size=out_size, n_time_bins=graph.timesteps,
+                             transform=transform)
+        return source, graph.timesteps, len(inputs.streams)
+    frames = np.asarray(frames_of(graph, inputs))
+    if not np.all(np.isfinite(frames)):
+        raise ValueError("input holds NaN or inf")
+    if tag == "fixed_pt":
+        frames = fixed.quantize_input(frames)
+    timesteps, batch = frames.shape[:2]
+    data = np.zeros((batch, *graph.input.shape, steps), dtype=frames.dtype)
+    data[..., :timesteps] = np.moveaxis(frames, 0, -1)
+    return Source(data=data), timesteps, batch
+
+
+def run(model: Union[Graph, os.PathLike], inputs, *, granularity: str = "fused", tag: str = "floating_pt",
+        probes: Iterable[str] = (), steps: Optional[int] = None, decisions: bool = False) -> RunResult:
+    """Run ``inputs`` — images ``[B, C, H, W]``, event frames ``[T, B, C, H, W]`` or ``EventStreams`` —
+    through ``model`` (a Graph or .h5 path) on Lava for ``steps`` (default and minimum ``T + latency``)
+    steps. With ``tag='fixed_pt'`` the input is quantized as in ``graph.fixed`` and the outputs are the
+    integer messages (graded values in units of 1/64), comparable bit for bit with
+    ``simulate(..., precision='fixed')``. ``decisions``: add a ``ClassDecision`` process (the class
+    decided at every Lava step)."""
+    graph = model if isinstance(model, Graph) else read_graph(model)
+    needed = graph.timesteps + graph.latency
+    if steps is not None and (int(steps) != steps or steps < needed):
+        raise ValueError(f"steps={steps} is too few: T={graph.timesteps} plus the pipeline latency {graph.latency} "
+                         f"needs at least {needed}")
+    steps = int(steps or needed)
+    t0 = time.perf_counter()
+    source, timesteps, batch = _source(graph, inputs, tag, steps)
+    probes = tuple(probes)
+    net = SpikeFormerNetwork(graph=graph, batch=batch, granularity=granularity, probes=probes,
+                             input_steps=timesteps)
+    source.s_out.connect(net.inp)
+    watched = [(graph.output, net.out)] + [(p, getattr(net, f"probe_{i}")) for i, p in enumerate(probes)]
+    if decisions:
+        decision = ClassDecision(shape=net.out.shape, valid_from=graph.latency)
+        net.out.connect(decision.a_in)
+        watched.append(("<decisions>", decision.s_out))
+    with recorders(watched, steps) as buffers:
+        with running(net, steps, tag):
+            pass
+        arrival = graph.arrival()
+        outputs = {name: buffers[name][arrival[name]:arrival[name] + timesteps].copy()
+                   for name, _ in watched if name != "<decisions>"}
+        chosen = buffers["<decisions>"].astype(np.int64) if decisions else None
+    return RunResult(outputs, chosen, graph.latency, steps, time.perf_counter() - t0)
+
+
+def run_network(graph: Graph, x: np.ndarray, *, granularity: str = "fused", tag: str = "floating_pt",
+                probes: Iterable[str] = (), steps: Optional[int] = None) -> Dict[str, np.ndarray]:
+    """``run(...).outputs`` for an input array: ``{name: [T, B, ...]}``."""
+    return run(graph, x, granularity=granularity, tag=tag, probes=probes, steps=steps).outputs
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    decisions: np.ndarray      # [steps, B] class per Lava step (-1 before the first logits arrive)
+    logits: np.ndarray         # [T, B, classes] network output for timestep t (float, or fixed units of 1/64)
+    latency: int               # pipeline latency L: timestep t's logits leave at step t + L
+
+    @property
+    def final(self) -> np.ndarray:
+        """Decision after the last time bin: ``decisions[L + T - 1]``."""
+        return self.decisions[self.latency + len(self.logits) - 1]
+
+
+def stream_events(model: Union[Graph, os.PathLike], streams: Sequence[np.ndarray], *,
+                  sensor_size: Tuple[int, int, int], size: Optional[Tuple[int, int]] = None,
+                  downsample: float = 1.0, denoise_us: Optional[float] = None, granularity: str = "fused",
+                  tag: str = "floating_pt", steps: Optional[int] = None) -> StreamResult:
+    """Raw tonic event ``streams`` of a ``sensor_size`` sensor (one per batch element) through ``model``
+    on Lava, with a class decision per step; the event-to-frame options are ``frame_transform``'s."""
+    graph = model if isinstance(model, Graph) else read_graph(model)
+    result = run(graph, EventStreams(streams, sensor_size, size, downsample, denoise_us), granularity=granularity,
+                 tag=tag, steps=steps, decisions=True)
+    return StreamResult(result.decisions, result.outputs[graph.output], result.latency)
