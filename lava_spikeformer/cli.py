@@ -46,6 +46,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random shift/flip")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast while training (eval stays float32)")
+    p.add_argument("--quantized", action="store_true",
+                   help="quantization-aware training: the forward is the deployed integer network (Lava fixed_pt "
+                        "bit for bit); typically with --finetune-from a float checkpoint")
     p.add_argument("--epoch-eval-subset", type=int, default=None,
                    help="evaluate only the first N test images after each epoch; the last epoch uses all")
     p.add_argument("--seed", type=int, default=defaults.seed)
@@ -111,7 +114,14 @@ def _train_config(args, world_size: int = 1):
 
 
 def _energy(model, data, n_images: int, out_dir: Path | None):
+    """App. B energy from PyTorch spike counts; a quantized model is counted on its float twin (same
+    weights: the quantized forward has no per-module spike hooks)."""
     from .analysis import energy_report
+    if model.cfg.neuron_mode == "fixed":
+        from .nn import MetaSpikeFormer
+        twin = MetaSpikeFormer(model.cfg.replace(neuron_mode="float"))
+        twin.load_state_dict(model.state_dict())
+        model = twin
     subset = data.subset(n_images)
     batches = (subset.batch(slice(i, i + 250)) for i in range(0, len(subset), 250))
     report = energy_report(model, batches, static_input=not model.cfg.event_input)
@@ -178,6 +188,8 @@ def cmd_energy(args) -> int:
 def cmd_export(args) -> int:
     from .training.checkpoint import load_model
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
+    if args.nir:                                   # first: a model NIR cannot express writes nothing
+        print(f"wrote {model.eval().export_nir(args.nir)}: NIR graph (time unit: one timestep)")
     if args.netx:
         import h5py
         path = model.eval().export_hdf5(args.out, format="netx")
@@ -260,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timesteps", type=int, default=None)
     p.add_argument("--netx", action="store_true",
                    help="write lava-dl netx's own schema (plain netx.hdf5.Network loads it); sequential models only")
+    p.add_argument("--nir", default=None, metavar="FILE",
+                   help="also write the network as a NIR graph (snnTorch, Norse, Sinabs, Rockpool, ...); "
+                        "models without SDSA only, e.g. the fully_cnn ablation")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("run-lava", help="run an export on Lava (CPU backend): accuracy, steps/s, plots")
     p.add_argument("model", help="an .h5 export")

@@ -73,7 +73,7 @@ class ModelConfig:
     tau: float = 2.0
     threshold: float = 1.0
     surrogate_alpha: float = 4.0
-    neuron_mode: str = "float"
+    neuron_mode: str = "float"         # 'fixed': forward = the deployed integer network (QAT, nn/quantized.py)
     dataset: str = ""                  # the data set it is made for (graph.input.KNOWN_DATASETS); '' = none
 
     def __post_init__(self):

@@ -66,12 +66,13 @@ def test_counts_of_a_hand_countable_graph():
     assert (rows["conv1"].weight_bits, rows["conv1"].weight_exponents) == (8, [8])
     assert rows["conv2"].weight_exponents == [7] and rows["fc"].weight_exponents == [6]
     # bits in 2**-6 units, |input| <= 1 -> 64 (8 bits). conv1: 8 or 9 taps x 64 x 64 >> 8 = 128 / 144,
-    # + |bias| 32 / 16 -> 160 (9 bits); lif1's membrane <= 160 * 4096 / 2048 = 320 (10 bits);
+    # + |bias| 32 / 16 -> 160 (9 bits); lif1's membrane v (2**-12 units: input << 6, + 1 bias)
+    # <= (160 * 64 + 1) * 4096 / 2048 = 20482 (16 bits);
     # conv2 on spikes: 2 x 64 >> (7 - 6) = 64 (8 bits); add: 160 + 64 = 224 (9 bits).
     bits = {name: (l.message_bits, l.state_bits) for name, l in rows.items()}
-    assert bits["input"] == (8, 8) and bits["conv1"] == (9, 9) and bits["lif1"] == (1, 10)
+    assert bits["input"] == (8, 8) and bits["conv1"] == (9, 9) and bits["lif1"] == (1, 16)
     assert bits["conv2"] == (8, 8) and bits["conv1.delay1"] == (9, 9) and bits["add"] == (9, 9)
-    assert bits["lif_h"] == (1, 10)                                        # 224 * 2 = 448
+    assert bits["lif_h"] == (1, 16)                                        # (224 * 64 + 1) * 2 = 28674
     assert report.violations == []
 
 
@@ -116,15 +117,13 @@ def test_each_limit_is_reported_with_its_numbers():
     assert found == [
         ("input", "message_bits", 28, 24),             # 2**20 x 64 = 2**26: 27 bits + sign
         ("c", "per_channel_exponent", 2, None),        # 1.0 -> exponent 6, 0.01 -> 13
-        ("c", "bias_bits", 6401, 13),                  # odd, >= 2**12: no 13-bit mantissa x 2**0..7
         ("c", "message_bits", 28, 24),                 # 2**26 (channel 0) + 0
-        ("q", "state_bits", 29, 24),                   # 2**26 x 4096 / 2048 = 2**27
+        ("q", "state_bits", 35, 24),                   # v in 2**-12: 2**26 x 64 x 4096 / 2048 = 2**33
         ("k", "threshold_bits", 18, 17),               # 1024 x 2 x 64 = 2**17
-        ("k", "state_bits", 29, 24),
-        ("v", "state_bits", 29, 24),
+        ("k", "state_bits", 35, 24),
+        ("v", "state_bits", 35, 24),
         ("a", "two_signal_product", 72, None),         # Kᵀ V: D Dh N = 2*2*9 ANDs; Q(Kᵀ V): N D Dh = 36
         ("d", "synaptic_delay", 70, 62),
-        ("m", "inexact_mean", 9, None),                # 1/9 is not a power of two
     ]
     message = {(v.layer, v.kind): v.message for v in report.violations}
     assert "2 weight exponents (6..13)" in message["c", "per_channel_exponent"]

@@ -18,18 +18,9 @@ def test_hand_computed_membrane_and_spikes_including_exactly_at_threshold():
     assert LIF()(x)[:, 0].tolist() == EXPECTED_S
 
 
-def test_fixed_point_mode_gives_the_same_spikes_on_exact_inputs():
-    # u = 2h in units of 1/64: 64, 96, 240, 128 (= threshold 128: fires), 0, 256, 96
-    x = torch.tensor(SEQUENCE)[:, None]
-    assert LIF(mode="fixed")(x)[:, 0].tolist() == EXPECTED_S
-    assert LIF().v_th_mant == 128 and LIF().device_params["vDecay"] == 2048
-
-
-def test_fixed_point_truncates_below_one_quantum():
-    # float: h = x/2 fires iff x >= 2 exactly; fixed: 2 - 1/128 is 127.5 quanta, truncated to 127 < 128
+def test_float_lif_fires_exactly_at_threshold_and_not_below():
     assert LIF()(torch.tensor([[1.999]])).item() == 0 and LIF()(torch.tensor([[2.0]])).item() == 1
-    assert LIF(mode="fixed")(torch.tensor([[2.0 - 1 / 128]])).item() == 0
-    assert LIF(mode="fixed")(torch.tensor([[2.0]])).item() == 1
+    assert LIF().v_th_mant == 128 and LIF().device_params["vDecay"] == 2048
 
 
 @pytest.mark.parametrize("count,fires", [(7, 0), (8, 1), (9, 1)])

@@ -39,10 +39,11 @@ Counts per row (all per timestep, per sample):
   connection too: the bound for a mapping without shared kernels.
 
 Limits checked (``Violation.kind``): ``fan_in`` above the input axons of a core; ``message_bits``,
-``state_bits`` above 24; ``synaptic_delay`` above 62; ``threshold_bits`` above 17; ``bias_bits``
-(not a 13-bit mantissa x 2**0..7); ``per_channel_exponent`` (Lava's Dense/Conv have one
-``weight_exp``); ``two_signal_product`` (SDSA); ``inexact_mean`` (1/n not a power of two);
-``chip_cores`` above 120 cores. The per-core and per-chip numbers are those of DESIGN.md §8;
+``state_bits`` above 24; ``synaptic_delay`` above 62; ``threshold_bits`` above 17;
+``per_channel_exponent`` (Lava's Dense/Sparse have one ``weight_exp``: such a layer deploys as one
+process per exponent group); ``two_signal_product`` (SDSA); ``chip_cores`` above 120 cores. Biases
+and the mean's ``1/(H*W)`` are 8-bit synaptic weights by the definition of the integer network
+(``graph/fixed.py``), so they break no limit. The per-core and per-chip numbers are those of DESIGN.md §8;
 ``LIMITS`` marks which are estimates (read off compiler printouts and secondary sources, not an
 Intel datasheet).
 """
@@ -75,10 +76,8 @@ LIMITS: Dict[str, Limit] = {
     "state_bits": Limit(24, "u, v registers of Lava's bit-accurate LIF", False),
     "message_bits": Limit(24, "graded spike payload in Lava's models", False),
     "synaptic_delay": Limit(62, "largest synaptic delay netx writes", False),
-    "bias_mantissa_bits": Limit(13, "bias mantissa (x 2**0..7 exponent), Lava's LIF", False),
     "threshold_bits": Limit(17, "vth of Lava's bit-accurate LIF", False),
 }
-BIAS_EXP_MAX = 7
 
 
 def synapses_per_core() -> int:
@@ -397,10 +396,6 @@ class _Counter:
                 self.broken(node.name, "synaptic_delay", steps,
                             f"delay of {steps} steps; synaptic delays stop at {LIMITS['synaptic_delay'].value}",
                             "synaptic_delay")
-        if role == "pool" and row["fan_in"] & (row["fan_in"] - 1):
-            self.broken(node.name, "inexact_mean", row["fan_in"],
-                        f"mean over {row['fan_in']} positions: 1/{row['fan_in']} is not a power of two, so "
-                        f"Loihi synapses (8-bit mantissa x 2**-e) only approximate graph.fixed's integer mean")
         if role == "neuron":
             self.bound[node.name] = 1
             return _membrane_bound(node, self.bound[sources[0].name], self.graph.timesteps, self.broken)
@@ -415,36 +410,27 @@ def _synapse_bound(node: Node, mantissa, exponent, in_bound: int, spike_input: b
     acc = [int(a) * in_bound for a in np.abs(mantissa).reshape(len(mantissa), -1).sum(1)]
     out = [-(-a >> int(s)) if s > 0 else a << int(-s) for a, s in zip(acc, shift)]
     if "bias" in node.params:
-        out = [o + abs(int(b)) for o, b in zip(out, fixed.quantize_input(node.params["bias"]))]
+        out = [o + abs(int(b)) for o, b in zip(out, fixed.quantize_bias(node.params["bias"]))]
     return max(out)
 
 
 def _check_synapse(node: Node, distinct: List[int], broken) -> None:
-    """One weight exponent per process (Lava's Dense/Conv) and the 13-bit bias mantissa."""
+    """One weight exponent per process (Lava's Dense/Sparse). Biases are not checked: the integer network
+    holds them as 8-bit synaptic weights of an always-on line (``fixed.quantize_bias``)."""
     if len(distinct) > 1:
         lo, hi = distinct[0], distinct[-1]
         broken(node.name, "per_channel_exponent", len(distinct),
                f"{len(distinct)} weight exponents ({lo}..{hi}) across output channels; Lava's Dense/Conv take "
                f"one weight_exp per process: split it into {len(distinct)} processes or requantize "
                f"(the smallest channels lose up to {hi - lo} bits)")
-    if "bias" in node.params:
-        bias = np.abs(fixed.quantize_input(node.params["bias"]))
-        mant_max = 1 << (LIMITS["bias_mantissa_bits"].value - 1)
-        fits = np.zeros(len(bias), dtype=bool)
-        for e in range(BIAS_EXP_MAX + 1):
-            fits |= (bias % (1 << e) == 0) & ((bias >> e) < mant_max)
-        if not fits.all():
-            broken(node.name, "bias_bits", int(bias.max()),
-                   f"{int((~fits).sum())} of {len(bias)} biases (largest |bias| {int(bias.max()):,d} x 2**-6) are "
-                   f"not a {LIMITS['bias_mantissa_bits'].value}-bit mantissa x 2**0..{BIAS_EXP_MAX}",
-                   "bias_mantissa_bits")
 
 
 def _membrane_bound(node: Node, drive: int, timesteps: int, broken) -> int:
-    """Largest |u| of ``fixed.lif_step_fixed`` under |x| <= ``drive``: ``drive * 4096 / dv``; also
-    checks the threshold mantissa's width."""
+    """Largest |v| of ``fixed.lif_step_fixed`` (units of 2**-12) under |x| <= ``drive`` (units of 1/64):
+    ``64 * drive * 4096 / dv``; also checks the threshold mantissa's width."""
     tau, threshold = float(node.attrs["tau"]), float(node.attrs["threshold"])
-    leak = fixed.DECAY_ONE - fixed.decay_factor(tau)
+    leak = fixed.dv(tau)
+    drive = (drive << fixed.FRAC_BITS) + fixed.LIF_BIAS
     vth = fixed.v_threshold(threshold, tau)
     if vth.bit_length() > LIMITS["threshold_bits"].value:
         broken(node.name, "threshold_bits", vth.bit_length(),

@@ -1,7 +1,8 @@
 """Torch model -> export ``Graph``: BatchNorm folded, RepConv re-parameterized, KD heads merged.
 
 Reads the model, never mutates it (lava-dl style: a block exports itself without side effects).
-All folding is done in float64.
+All folding is done in float64 torch ops: the export runs it under ``no_grad`` and converts to numpy;
+quantization-aware training (``nn/quantized.py``) runs the same fold with gradients.
 """
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ class _Affine:
 
     @classmethod
     def of_conv(cls, conv: Conv) -> "_Affine":
-        weight = conv.weight_2d.detach().to(torch.float64)
-        bias = conv.bias.detach().to(torch.float64) if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
+        weight = conv.weight_2d.to(torch.float64)
+        bias = conv.bias.to(torch.float64) if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
         return cls(weight, bias, int(conv.stride[0]), int(conv.padding[0]), int(conv.groups))
 
     def then_bn(self, bn: BatchNorm) -> "_Affine":
-        scale = (bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps))
-        shift = bn.bias.detach().double() - bn.running_mean.double() * scale
+        scale = (bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps))
+        shift = bn.bias.double() - bn.running_mean.double() * scale
         return _Affine(self.weight * scale.view(-1, 1, 1, 1), self.bias * scale + shift,
                        self.stride, self.padding, self.groups)
 
@@ -53,7 +54,7 @@ def fold_repconv(rep: RepConv) -> _Affine:
     3x3 convolution with padding 1. The pad value is exactly what the folded conv1x1+BN gives for a
     zero-padded input, so the composition is one affine map of the zero-padded input."""
     first = _Affine.of_conv(rep.conv1x1).then_bn(rep.bn_pad)          # [C, C, 1, 1], bias t
-    dw = rep.dw.weight_2d.detach().double()                             # [C, 1, 3, 3]
+    dw = rep.dw.weight_2d.double()                                      # [C, 1, 3, 3]
     last = _conv_bn(rep.pw)                                             # [C', C, 1, 1]
     w1, w_pw = first.weight[:, :, 0, 0], last.weight[:, :, 0, 0]
     weight = torch.einsum("oc,ckl,ci->oikl", w_pw, dw[:, 0], w1)
@@ -67,8 +68,12 @@ def _projection(p: Projection) -> _Affine:
 
 
 class _Builder:
-    def __init__(self, model):
+    """Walks the model in order; ``param`` turns a folded float64 tensor into a node parameter
+    (numpy for the export, the tensor itself for quantization-aware training)."""
+
+    def __init__(self, model, param=_np):
         self.model = model
+        self.param = param
         self.cfg = model.cfg
         self.nodes: List[Node] = []
         self.shapes = {}
@@ -77,7 +82,7 @@ class _Builder:
 
     def add(self, name: str, op: str, inputs: Tuple[str, ...], shape, params=None, attrs=None) -> str:
         self.nodes.append(Node(name, op, tuple(inputs), tuple(int(s) for s in shape),
-                               {k: np.ascontiguousarray(v) for k, v in (params or {}).items()}, dict(attrs or {}),
+                               dict(params or {}), dict(attrs or {}),
                                self.block))
         self.shapes[name] = tuple(int(s) for s in shape)
         return name
@@ -90,9 +95,9 @@ class _Builder:
     def conv(self, name: str, src: str, affine: _Affine) -> str:
         c, h, w = self.shapes[src]
         out_hw = conv_output_hw((h, w), affine.weight.shape[2:], affine.stride, affine.padding)
-        params = {"weight": _np(affine.weight)}
+        params = {"weight": self.param(affine.weight)}
         if affine.bias is not None and torch.any(affine.bias != 0):
-            params["bias"] = _np(affine.bias)
+            params["bias"] = self.param(affine.bias)
         return self.add(name, "conv", (src,), (affine.weight.shape[0], *out_hw), params,
                         {"stride": affine.stride, "padding": affine.padding, "groups": affine.groups})
 
@@ -118,7 +123,7 @@ class _Builder:
                 streams[key] = self.lif(f"{name}.{key}_lif", x, getattr(m, f"{key}_lif"))
         params = {}
         if m.variant in (3, 4):
-            params["scale"] = _np(m.scale.reshape(-1))
+            params["scale"] = self.param(m.scale.reshape(-1).double())
         self.neurons[f"{name}.attn"] = m.attn_lif
         x = self.add(f"{name}.attn", "sdsa", tuple(streams.values()), self.shapes[src], params,
                      {"variant": m.variant, "heads": m.num_heads, "threshold": float(m.attn_lif.threshold_param),
@@ -148,6 +153,12 @@ class _Builder:
         return x
 
     def build(self) -> Graph:
+        out = self.build_nodes()
+        cfg = self.cfg
+        return Graph(tuple(self.nodes), out, cfg.timesteps, not cfg.event_input, cfg.to_dict(), cfg.input_spec)
+
+    def build_nodes(self) -> str:
+        """Fills ``self.nodes``; returns the name of the output node."""
         cfg, model = self.cfg, self.model
         x = self.add("input", "input", (), (cfg.in_channels, cfg.img_size, cfg.img_size))
         for s, stage in enumerate(model.stages):
@@ -167,18 +178,24 @@ class _Builder:
         if not isinstance(model.head.lif, torch.nn.Identity):
             x = self.lif("head.lif", x, model.head.lif)
         heads = [model.head] + ([model.head_kd] if model.head_kd is not None else [])
-        weight = sum(h.fc.weight.detach().double().flatten(1) for h in heads) / len(heads)   # eval: mean of heads
-        bias = sum(h.fc.bias.detach().double() for h in heads) / len(heads)
-        out = self.add("head.fc", "dense", (x,), (cfg.num_classes,), {"weight": _np(weight), "bias": _np(bias)})
-        return Graph(tuple(self.nodes), out, cfg.timesteps, not cfg.event_input, cfg.to_dict(), cfg.input_spec)
+        weight = sum(h.fc.weight.double().flatten(1) for h in heads) / len(heads)   # eval: mean of heads
+        bias = sum(h.fc.bias.double() for h in heads) / len(heads)
+        return self.add("head.fc", "dense", (x,), (cfg.num_classes,),
+                        {"weight": self.param(weight), "bias": self.param(bias)})
 
 
 def to_graph(model) -> Graph:
     """The eval-mode network of ``model`` (a ``MetaSpikeFormer``) as an export ``Graph``."""
-    if model.cfg.neuron_mode != "float":
-        raise ValueError(f"{model.cfg.name}: export a float-mode model (neuron_mode='float'); "
-                         f"fixed point is derived from the float export")
-    return _Builder(model).build()
+    with torch.no_grad():
+        return _Builder(model).build()
+
+
+def folded_nodes(model) -> Tuple[List[Node], str]:
+    """The nodes of ``to_graph(model)`` with float64 torch tensors as parameters, differentiable with
+    respect to the model's parameters (BatchNorm folded with its running statistics); and the
+    output node's name."""
+    builder = _Builder(model, param=lambda t: t)
+    return builder.nodes, builder.build_nodes()
 
 
 def export_hdf5(model, path: os.PathLike) -> Path:
@@ -190,5 +207,6 @@ def neuron_sources(model) -> dict:
     """``{node name: torch LIF module}`` for every ``lif`` and ``sdsa`` node of ``to_graph(model)``:
     where to hook PyTorch to compare spikes layer by layer."""
     builder = _Builder(model)
-    builder.build()
+    with torch.no_grad():
+        builder.build_nodes()
     return builder.neurons

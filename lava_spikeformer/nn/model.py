@@ -39,8 +39,7 @@ class MetaSpikeFormer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        neuron = functools.partial(LIF, threshold=cfg.threshold, tau=cfg.tau, alpha=cfg.surrogate_alpha,
-                                   mode=cfg.neuron_mode)
+        neuron = functools.partial(LIF, threshold=cfg.threshold, tau=cfg.tau, alpha=cfg.surrogate_alpha)
         spiking_stream = cfg.shortcut != "ms"
         stages, in_ch = [], cfg.in_channels
         for i, stage in enumerate(cfg.stages):
@@ -87,6 +86,10 @@ class MetaSpikeFormer(nn.Module):
         return self.stages(self.encode(x))
 
     def forward(self, x: torch.Tensor):
+        if self.cfg.neuron_mode == "fixed":            # the deployed integer network (nn/quantized.py)
+            from .quantized import quantized_forward
+            logits = quantized_forward(self, x).to(x.dtype)
+            return (logits, logits) if self.training and self.head_kd is not None else logits
         features = self.forward_features(x)
         logits = self.head(features)
         if self.head_kd is None:
@@ -106,6 +109,12 @@ class MetaSpikeFormer(nn.Module):
             raise ValueError(f"export format must be 'lava-spikeformer' or 'netx', got {format!r}")
         from .fold import export_hdf5
         return export_hdf5(self, path)
+
+    def export_nir(self, path):
+        """Write the eval-mode network as a NIR graph (``interop/nir.py``), atomically; models with SDSA
+        are refused (NIR has no node for it)."""
+        from ..interop.nir import write_nir
+        return write_nir(self, path)
 
 
 def count_parameters(model: nn.Module) -> int:

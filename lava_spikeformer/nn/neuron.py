@@ -11,16 +11,12 @@ With ``u = 2h`` this is ``u[t] = 0.5 u[t-1] (1 - s[t-1]) + x[t]``, fire iff ``u 
 beta = 0.5 and a threshold of 2 on the undivided input, the form Loihi's CUBA neuron runs
 (current decay 4096 = "current is the input", voltage decay 2048).
 
-Two modes, one class (built on ``slayer.neuron.base.Neuron`` so the Loihi scaling/quantization
-attributes live where lava-dl keeps them):
-
-* ``float``: exact ``>=`` in floating point, reproducing the reference bit for bit. Forward and
-  backward are one autograd Function with an explicit time loop: slayer's own CUBA neuron
-  integrates in fixed point even while training and costs 1.5x more per step on CPU
-  (DESIGN.md §3), and a plain autograd time loop keeps T graphs of elementwise ops alive.
-* ``fixed``: the integer dynamics that an export runs (``u`` in units of 1/``w_scale``, input
-  truncated toward zero, the 0.5 decay as a round-toward-zero shift like Lava's fixed-point LIF),
-  with straight-through gradients: quantization-aware training and the integer reference.
+Built on ``slayer.neuron.base.Neuron`` so the Loihi scaling attributes live where lava-dl keeps
+them: exact ``>=`` in floating point, reproducing the reference bit for bit. Forward and backward
+are one autograd Function with an explicit time loop: slayer's own CUBA neuron integrates in fixed
+point even while training and costs 1.5x more per step on CPU (DESIGN.md §3), and a plain autograd
+time loop keeps T graphs of elementwise ops alive. The integer neuron of the deployed network (and
+its quantization-aware training) is ``graph/fixed.py`` / ``nn/quantized.py``.
 
 Surrogate gradient: ``d s / d h = alpha * sigmoid(alpha (h - th)) * (1 - sigmoid(...))`` (alpha 4).
 """
@@ -71,26 +67,6 @@ class _FloatLIF(torch.autograd.Function):
         return grad_h.div_(tau), grad_threshold, None, None
 
 
-class _SpikeFn(torch.autograd.Function):
-    """Heaviside ``u >= 0`` with the sigmoid surrogate (used by the fixed-point mode)."""
-
-    @staticmethod
-    def forward(ctx, u: torch.Tensor, alpha: float):
-        ctx.save_for_backward(u)
-        ctx.alpha = alpha
-        return (u >= 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (u,) = ctx.saved_tensors
-        sig = torch.sigmoid(ctx.alpha * u)
-        return grad * ctx.alpha * sig * (1.0 - sig), None
-
-
-def _straight_through(x: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
-    return x + (quantized - x).detach()
-
-
 class LIF(base.Neuron):
     """Multi-step LIF on ``[T, ...]`` tensors; see the module docstring for the equations.
 
@@ -99,21 +75,17 @@ class LIF(base.Neuron):
     threshold : firing threshold on ``h`` (1.0 in blocks, 0.5 for the attention neuron).
     tau : membrane time constant (2.0: the input and the membrane are halved each step).
     alpha : sigmoid surrogate sharpness.
-    mode : ``'float'`` (exact reference) or ``'fixed'`` (integer dynamics, straight-through).
     learnable_threshold : make the threshold a trained parameter (SDSA-4).
     """
 
     def __init__(self, *, threshold: float = 1.0, tau: float = 2.0, alpha: float = 4.0,
-                 mode: str = "float", learnable_threshold: bool = False):
-        if mode not in ("float", "fixed"):
-            raise ValueError(f"LIF mode must be 'float' or 'fixed', got {mode!r}")
+                 learnable_threshold: bool = False):
         if threshold <= 0 or tau <= 1:
             raise ValueError(f"LIF needs threshold > 0 and tau > 1, got threshold={threshold}, tau={tau}")
         super().__init__(threshold=threshold, w_scale=W_SCALE, s_scale=W_SCALE,
                          requires_grad=learnable_threshold)
         self.tau = float(tau)
         self.alpha = float(alpha)
-        self.mode = mode
         value = torch.tensor(float(threshold))
         if learnable_threshold:
             self.threshold_param = torch.nn.Parameter(value)
@@ -136,26 +108,7 @@ class LIF(base.Neuron):
                 "vThMant": self.v_th_mant, "refDelay": 1, "gradedSpike": False}
 
     def extra_repr(self) -> str:
-        return f"threshold={float(self.threshold_param):g}, tau={self.tau:g}, mode={self.mode}"
+        return f"threshold={float(self.threshold_param):g}, tau={self.tau:g}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        threshold = self.threshold_param.to(x.dtype)
-        if self.mode == "float":
-            return _FloatLIF.apply(x, threshold, self.tau, self.alpha)
-        return self._forward_fixed(x, threshold)
-
-    def _forward_fixed(self, x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-        """Integer ``u`` form: ``u = trunc(u * (1 - 1/tau)) + trunc(x * w_scale)``, spike iff ``u >= vth``."""
-        scale = float(self.w_scale)
-        decay = 1.0 - 1.0 / self.tau
-        u_threshold = threshold * self.tau * scale
-        u_threshold = _straight_through(u_threshold, torch.round(u_threshold))
-        u = torch.zeros_like(x[0])
-        spikes = []
-        for t in range(x.shape[0]):
-            x_int = _straight_through(x[t] * scale, torch.trunc(x[t] * scale))
-            u = _straight_through(u * decay, torch.trunc(u * decay)) + x_int
-            s = _SpikeFn.apply((u - u_threshold) / scale, self.alpha)
-            spikes.append(s)
-            u = u * (1.0 - s.detach())
-        return torch.stack(spikes)
+        return _FloatLIF.apply(x, self.threshold_param.to(x.dtype), self.tau, self.alpha)

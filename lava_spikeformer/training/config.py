@@ -33,4 +33,5 @@ class TrainConfig:
     workers: int = 0                         # processes building batches (folder data: image decoding)
     teacher: Optional[str] = None            # KD teacher (recipe.load_teacher); gives the model a KD head
     distill_alpha: float = 0.5               # weight of the distillation term
+    quantized: bool = False                  # quantization-aware: train the deployed integer network (nn/quantized.py)
     dataset: Optional[str] = None            # the data set trained on: recorded in the model's input contract

@@ -79,6 +79,8 @@ def model_overrides(cfg: TrainConfig) -> dict:
     overrides = {key: value for key, value in overrides.items() if value}
     if cfg.teacher:
         overrides["kd_head"] = True
+    if cfg.quantized:
+        overrides["neuron_mode"] = "fixed"
     return overrides
 
 
