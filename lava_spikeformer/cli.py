@@ -185,8 +185,17 @@ def cmd_energy(args) -> int:
     return 0
 
 
+def _refuse_overwriting(inputs, outputs) -> None:
+    """An output must never replace an input (``export ck.pt --out ck.pt`` used to destroy the checkpoint)."""
+    sources = {Path(p).resolve(): p for p in inputs}
+    for out in outputs:
+        if out is not None and Path(out).resolve() in sources:
+            raise ValueError(f"output {out} is the input {sources[Path(out).resolve()]}: choose another file name")
+
+
 def cmd_export(args) -> int:
     from .training.checkpoint import load_model
+    _refuse_overwriting([args.checkpoint], [args.out, args.nir])
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
     if args.nir:                                   # first: a model NIR cannot express writes nothing
         print(f"wrote {model.eval().export_nir(args.nir)}: NIR graph (time unit: one timestep)")
@@ -199,10 +208,11 @@ def cmd_export(args) -> int:
                   f"hdf5.Network(net_config={str(path)!r}, input_message_bits={a['input_message_bits']}, "
                   f"reset_interval={a['reset_interval']}, reset_offset={a['reset_offset']})")
         return 0
-    path = model.eval().export_hdf5(args.out)
+    path = model.eval().export_hdf5(args.out, integers_only=args.integers_only)
     from .graph import read_graph
     graph = read_graph(path)
-    print(f"wrote {path}: {len(graph.nodes)} nodes, T={graph.timesteps}, latency {graph.latency} steps")
+    print(f"wrote {path}: format v2{' (integers only)' if args.integers_only else ''}, {len(graph.nodes)} nodes, "
+          f"T={graph.timesteps}, latency {graph.latency} steps")
     return 0
 
 
@@ -270,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--out", required=True, help="the .h5 file to write")
     p.add_argument("--timesteps", type=int, default=None)
+    p.add_argument("--integers-only", action="store_true",
+                   help="store only the integers a chip holds (weight/bias mantissas and exponents, neuron integers): "
+                        "a fixed-point-only file, ~7x smaller; runs with --tag fixed_pt")
     p.add_argument("--netx", action="store_true",
                    help="write lava-dl netx's own schema (plain netx.hdf5.Network loads it); sequential models only")
     p.add_argument("--nir", default=None, metavar="FILE",

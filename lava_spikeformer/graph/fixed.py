@@ -95,6 +95,35 @@ def mean_reciprocal(n: int) -> tuple:
     return int(round((1 << k) / n)), k
 
 
+#: float parameter -> the integer datasets a chip holds for it (format v2)
+INTEGER_FIELDS = {"weight": ("weight_mant", "weight_exp"), "bias": ("bias_mant", "bias_exp"),
+                  "scale": ("scale_mant", "scale_exp")}
+
+
+def integers(params) -> dict:
+    """The integers a chip holds for a node's float parameters: ``weight_mant`` (int8) and
+    ``weight_exp`` (``w ~ m * 2**-e`` per output channel); ``bias_mant``/``bias_exp`` and
+    ``scale_mant``/``scale_exp`` (``value * 64 ~ m << k``)."""
+    out = {}
+    for key, value in params.items():
+        if key == "weight":
+            m, e = quantize_weight(value)
+        else:
+            m, e = quantize_integer(quantize_input(value))
+        mant, exp = INTEGER_FIELDS[key]
+        out[mant], out[exp] = m.astype(np.int8), e.astype(np.int8)
+    return out
+
+
+def from_integers(key: str, mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """The float64 value of a stored integer parameter (exact: dyadic); ``integers(from_integers(..))``
+    gives the same network (a channel's mantissas may be rescaled by a power of two, not its values)."""
+    m, e = np.asarray(mantissa, dtype=np.int64), np.asarray(exponent, dtype=np.int64)
+    if key == "weight":
+        return np.ldexp(m.astype(np.float64), -e.reshape((-1,) + (1,) * (m.ndim - 1)))
+    return (m << e).astype(np.float64) / ONE
+
+
 def shift_floor(acc: np.ndarray, shift: np.ndarray, axis: int = 1) -> np.ndarray:
     """``floor(acc * 2**-shift)`` per channel along ``axis`` (negative shifts multiply): Lava's
     ``weight_exp`` (``shift = -weight_exp``)."""

@@ -49,6 +49,7 @@ class Graph:
     static_input: bool
     model_config: Mapping[str, object] = field(default_factory=dict)
     input_spec: Optional[InputSpec] = None
+    float_params: bool = True          # False: read from a fixed-point-only file (params rebuilt from integers)
 
     def __post_init__(self):
         validate(self)

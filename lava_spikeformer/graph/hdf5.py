@@ -1,6 +1,10 @@
 """HDF5 export format (see ``schema.md``): netx's ``layer/<i>`` groups extended with graph edges.
 
-Writes are atomic (temporary file + rename). Reading validates everything and raises one
+Version 2 is the deployment artifact: every synapse, scale and neuron stores the integers Lava's
+stock processes take (``fixed.integers``: int8 weight mantissas with their exponents, bias and scale
+mantissas, the LIF's ``vth``/``dv``/``du``/``bias``, message bits); the float parameters are optional
+(``integers_only=True`` leaves them out: a fixed-point-only file). Version 1 files (floats only) still
+load. Writes are atomic (temporary file + rename). Reading validates everything and raises one
 ``ExportError`` naming the file, the group and the field.
 """
 from __future__ import annotations
@@ -12,13 +16,16 @@ import h5py
 import numpy as np
 
 from ..fileio import atomic_write
+from . import fixed
 from .errors import ExportError, GraphError
 from .graph import Graph, Node
 from .input import InputSpec
 from .ops import OPS
 
 FORMAT = "lava-spikeformer-netx"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+GRADED_MESSAGE_BITS = 24          # Loihi 2 graded spike payload; 0: binary spikes
 
 
 def _write_neuron(group: h5py.Group, attrs) -> None:
@@ -33,10 +40,17 @@ def _write_neuron(group: h5py.Group, attrs) -> None:
     neuron.create_dataset("gradedSpike", data=False)
     neuron.create_dataset("threshold", data=threshold)
     neuron.create_dataset("tau", data=tau)
+    # lava.proc.lif.LIF's own parameters for graph/fixed.py's neuron (v2)
+    neuron.create_dataset("vth", data=np.int32(fixed.v_threshold(threshold, tau)))
+    neuron.create_dataset("dv", data=np.int16(fixed.dv(tau)))
+    neuron.create_dataset("du", data=np.int16(fixed.DECAY_ONE - 1))
+    neuron.create_dataset("bias_mant", data=np.int16(fixed.LIF_BIAS))
 
 
-def write_graph(graph: Graph, path: os.PathLike) -> Path:
+def write_graph(graph: Graph, path: os.PathLike, *, integers_only: bool = False) -> Path:
+    """Version 2; ``integers_only``: no float parameters (fixed point only; a smaller file)."""
     path = Path(path)
+    spike_inputs = graph.spike_inputs()
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
@@ -48,6 +62,7 @@ def write_graph(graph: Graph, path: os.PathLike) -> Path:
             f.attrs["latency"] = graph.latency
             f.attrs["model_config"] = json.dumps(graph.model_config)
             f.attrs["input_spec"] = json.dumps(graph.input_spec.to_dict())
+            f.attrs["float_params"] = graph.float_params and not integers_only
             layers = f.create_group("layer")
             for i, node in enumerate(graph.nodes):
                 g = layers.create_group(str(i))
@@ -56,9 +71,15 @@ def write_graph(graph: Graph, path: os.PathLike) -> Path:
                 g.create_dataset("inputs", data=np.array(node.inputs, dtype=h5py.string_dtype()))
                 g.create_dataset("shape", data=np.array(node.shape, dtype=np.int64))
                 g.create_dataset("block", data=node.block)
-                for key, value in node.params.items():
-                    g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
+                if not integers_only and graph.float_params:
+                    for key, value in node.params.items():
+                        g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
+                for key, value in fixed.integers(node.params).items():
+                    g.create_dataset(key, data=value)
                 spec = OPS[node.op]
+                if spec.role == "synapse":
+                    g.create_dataset("num_message_bits",
+                                     data=np.int8(0 if spike_inputs[node.name] else GRADED_MESSAGE_BITS))
                 for key in spec.int_attrs:
                     g.create_dataset(key, data=int(node.attrs[key]))
                 if spec.neuron:
@@ -98,32 +119,58 @@ def _read_file(f: h5py.File, path: Path) -> Graph:
     if fmt != FORMAT:
         raise ExportError(f"{path}: attribute 'format' is {fmt!r}, expected {FORMAT!r}")
     version = int(f.attrs.get("version", -1))
-    if version != VERSION:
-        raise ExportError(f"{path}: unsupported format version {version}; this library reads version {VERSION}")
+    if version not in READS:
+        raise ExportError(f"{path}: unsupported format version {version}; this library reads versions {READS} "
+                          f"(re-export the checkpoint with this version)")
     if "layer" not in f:
         raise ExportError(f"{path}: missing group 'layer'")
     layers = f["layer"]
-    nodes = []
+    floats = version < 2 or bool(f.attrs.get("float_params", True))
+    nodes, stored = [], []
     for i in range(len(layers)):
         where = f"{path}: layer/{i}"
         if str(i) not in layers:
             raise ExportError(f"{where}: missing group (layers must be numbered 0..{len(layers) - 1})")
-        nodes.append(_read_node(layers[str(i)], where))
+        node, integers = _read_node(layers[str(i)], where, version, floats)
+        nodes.append(node)
+        stored.append(integers)
     try:
         model_config = json.loads(_text(f.attrs.get("model_config", "{}")))
         spec = f.attrs.get("input_spec")
         input_spec = InputSpec.from_dict(json.loads(_text(spec))) if spec is not None else None
-        return Graph(tuple(nodes), _text(f.attrs["output"]), int(f.attrs["timesteps"]),
-                     bool(f.attrs["static_input"]), model_config, input_spec)
+        graph = Graph(tuple(nodes), _text(f.attrs["output"]), int(f.attrs["timesteps"]),
+                      bool(f.attrs["static_input"]), model_config, input_spec, floats)
     except GraphError as e:
         raise ExportError(f"{path}: {e}") from None
     except json.JSONDecodeError as e:
         raise ExportError(f"{path}: root attribute 'model_config' or 'input_spec' is not valid JSON: {e}") from None
     except KeyError as e:
         raise ExportError(f"{path}: missing root attribute {e}") from None
+    for i, (node, integers) in enumerate(zip(nodes, stored)):
+        _check_integers(node, integers, f"{path}: layer/{i}")
+    return graph
 
 
-def _read_node(g: h5py.Group, where: str) -> Node:
+def _read_integers(g: h5py.Group, key: str, where: str):
+    """``(mantissa, exponent)`` of a v2 integer parameter, checked for dtype and range."""
+    mant, exp = fixed.INTEGER_FIELDS[key]
+    values = []
+    for field in (mant, exp):
+        value = np.asarray(_read(g, field, where))
+        if value.dtype.kind not in "iu":
+            raise ExportError(f"{where}/{field}: must hold integers, got {value.dtype}")
+        values.append(value.astype(np.int64))
+    m, e = values
+    if m.size and (m.min() < -fixed.MANTISSA_MAX - 1 or m.max() > fixed.MANTISSA_MAX):
+        raise ExportError(f"{where}/{mant}: 8-bit mantissas must lie in -128..127, got {m.min()}..{m.max()}")
+    if e.shape != (m.shape[0],) and not (key != "weight" and e.shape == m.shape):
+        raise ExportError(f"{where}/{exp}: shape {e.shape} does not fit {mant} {m.shape}")
+    if e.size and (e.min() < -8 or e.max() > 24):
+        raise ExportError(f"{where}/{exp}: exponents must lie in -8..24, got {e.min()}..{e.max()}")
+    return m, e
+
+
+def _read_node(g: h5py.Group, where: str, version: int, floats: bool) -> Node:
     op = _text(_read(g, "type", where))
     if op not in OPS:
         raise ExportError(f"{where}/type: unknown layer type {op!r}; known: {tuple(OPS)}")
@@ -132,16 +179,24 @@ def _read_node(g: h5py.Group, where: str) -> Node:
     inputs = tuple(_text(s) for s in _read(g, "inputs", where))
     shape = tuple(int(s) for s in np.atleast_1d(_read(g, "shape", where)))
     block = _text(g["block"][()]) if "block" in g else legacy_block(name)
-    params = {}
+    params, stored = {}, {}
     for key in spec.params + spec.optional_params:
+        stored_integers = version >= 2 and fixed.INTEGER_FIELDS[key][0] in g
         if key not in g:
-            if key in spec.params:
+            if key in spec.params and (floats or not stored_integers):
                 raise ExportError(f"{where}/{key}: missing (required for type {op!r})")
+            if stored_integers and not floats:        # a fixed-point-only file: the chip's integers
+                params[key] = fixed.from_integers(key, *_read_integers(g, key, where))
             continue
-        value = np.asarray(g[key][()], dtype=np.float64)
+        try:
+            value = np.asarray(g[key][()], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ExportError(f"{where}/{key}: must hold numbers") from None
         if not np.all(np.isfinite(value)):
             raise ExportError(f"{where}/{key}: holds NaN or inf")
         params[key] = value
+        if stored_integers:                            # both: checked once the graph is valid
+            stored[key] = _read_integers(g, key, where)
     attrs = {key: int(_read(g, key, where)) for key in spec.int_attrs}
     if spec.neuron:
         if "neuron" not in g:
@@ -154,7 +209,16 @@ def _read_node(g: h5py.Group, where: str) -> Node:
     lo, hi = spec.arity
     if not lo <= len(inputs) <= hi:
         raise ExportError(f"{where}: {op} takes {lo}..{hi} inputs, got {len(inputs)}")
-    return Node(name, op, inputs, shape, params, attrs, block)
+    return Node(name, op, inputs, shape, params, attrs, block), stored
+
+
+def _check_integers(node: Node, stored: dict, where: str) -> None:
+    """Stored integers must be exactly the quantization of the stored floats."""
+    for key, (m, e) in stored.items():
+        expected = fixed.integers({key: node.params[key]})
+        mant, exp = fixed.INTEGER_FIELDS[key]
+        if not (np.array_equal(m, expected[mant]) and np.array_equal(e, expected[exp])):
+            raise ExportError(f"{where}/{mant}: does not match the float {key!r} it was quantized from")
 
 
 def legacy_block(name: str) -> str:

@@ -40,6 +40,9 @@ def simulate(graph: Graph, x: np.ndarray, *, probes: Iterable[str] = (), dtype=n
              precision: str = "float") -> Dict[str, np.ndarray]:
     """Returns ``{name: [T, B, ...]}`` for the output node and every probed node. ``precision='fixed'``
     runs the integer network of ``graph.fixed`` (graded values in units of 1/64)."""
+    if precision == "float" and not graph.float_params:
+        raise GraphError("this export holds integers only (written with integers_only=True): simulate it with "
+                         "precision='fixed' (Lava: tag fixed_pt)")
     frames = frames_of(graph, x, dtype)
     if precision == "fixed":
         frames = fixed.quantize_input(frames)

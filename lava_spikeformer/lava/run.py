@@ -24,6 +24,7 @@ from lava.proc.io.source import RingBuffer as Source
 from event_data.transforms import event_transform
 from lava_spikeformer.graph import Graph, fixed, read_graph
 from lava_spikeformer.graph.simulate import frames_of
+from lava_spikeformer.lava import stock
 from lava_spikeformer.lava.processes.network import SpikeFormerNetwork
 from lava_spikeformer.lava.processes import ClassDecision, EventSource, Recorder
 
@@ -123,33 +124,54 @@ def run(model: Union[Graph, os.PathLike], inputs, *, granularity: str = "fused",
     through ``model`` (a Graph or .h5 path) on Lava for ``steps`` (default and minimum ``T + latency``)
     steps. With ``tag='fixed_pt'`` the input is quantized as in ``graph.fixed`` and the outputs are the
     integer messages (graded values in units of 1/64), comparable bit for bit with
-    ``simulate(..., precision='fixed')``. ``decisions``: add a ``ClassDecision`` process (the class
-    decided at every Lava step)."""
+    ``simulate(..., precision='fixed')``. ``granularity``: 'fine' or 'fused' (our ProcessModels, see
+    ``SpikeFormerNetwork``) or 'loihi' (lava-nc's stock processes only, ``stock.py``; fixed_pt only).
+    ``decisions``: add a ``ClassDecision`` process (the class decided at every Lava step)."""
     graph = model if isinstance(model, Graph) else read_graph(model)
-    needed = graph.timesteps + graph.latency
+    if tag == "floating_pt" and not graph.float_params:
+        raise ValueError("this export holds integers only (written with integers_only=True): run it with "
+                         "tag='fixed_pt'")
+    probes = tuple(probes)
+    t0 = time.perf_counter()
+    lowered = None
+    if granularity == stock.GRANULARITY:
+        if tag != "fixed_pt":
+            raise ValueError(f"granularity {stock.GRANULARITY!r} runs lava-nc's stock processes, whose GradedVec and "
+                             f"ProdNeuron have fixed_pt models only: use tag='fixed_pt', got {tag!r}")
+        batch = len(inputs.streams) if isinstance(inputs, EventStreams) else frames_of(graph, inputs).shape[1]
+        lowered = stock.build_stock(graph, batch, probes)
+    latency = lowered.latency if lowered else graph.latency
+    needed = graph.timesteps + latency
     if steps is not None and (int(steps) != steps or steps < needed):
-        raise ValueError(f"steps={steps} is too few: T={graph.timesteps} plus the pipeline latency {graph.latency} "
+        raise ValueError(f"steps={steps} is too few: T={graph.timesteps} plus the pipeline latency {latency} "
                          f"needs at least {needed}")
     steps = int(steps or needed)
-    t0 = time.perf_counter()
     source, timesteps, batch = _source(graph, inputs, tag, steps)
-    probes = tuple(probes)
-    net = SpikeFormerNetwork(graph=graph, batch=batch, granularity=granularity, probes=probes,
-                             input_steps=timesteps)
-    source.s_out.connect(net.inp)
-    watched = [(graph.output, net.out)] + [(p, getattr(net, f"probe_{i}")) for i, p in enumerate(probes)]
+    if lowered:
+        source.s_out.flatten().connect(lowered.inp)
+        Source(data=(np.arange(steps) < timesteps).astype(np.int32)[None]).s_out.connect(lowered.valid)
+        entry, out, ports, arrival = source, lowered.out, lowered.probes, lowered.arrival
+    else:
+        entry = SpikeFormerNetwork(graph=graph, batch=batch, granularity=granularity, probes=probes,
+                                   input_steps=timesteps)
+        source.s_out.connect(entry.inp)
+        out, arrival = entry.out, graph.arrival()
+        ports = {p: getattr(entry, f"probe_{i}") for i, p in enumerate(probes)}
+    watched = [(graph.output, out)] + [(p, ports[p]) for p in probes]
     if decisions:
-        decision = ClassDecision(shape=net.out.shape, valid_from=graph.latency)
-        net.out.connect(decision.a_in)
+        shape = (batch, *graph.by_name[graph.output].shape)
+        decision = ClassDecision(shape=shape, valid_from=latency)
+        (out if out.shape == shape else out.reshape(shape)).connect(decision.a_in)
         watched.append(("<decisions>", decision.s_out))
+    shapes = graph.by_name
     with recorders(watched, steps) as buffers:
-        with running(net, steps, tag):
+        with running(entry, steps, tag):
             pass
-        arrival = graph.arrival()
-        outputs = {name: buffers[name][arrival[name]:arrival[name] + timesteps].copy()
+        outputs = {name: buffers[name][arrival[name]:arrival[name] + timesteps].reshape(
+                       timesteps, batch, *shapes[name].shape).copy()
                    for name, _ in watched if name != "<decisions>"}
         chosen = buffers["<decisions>"].astype(np.int64) if decisions else None
-    return RunResult(outputs, chosen, graph.latency, steps, time.perf_counter() - t0)
+    return RunResult(outputs, chosen, latency, steps, time.perf_counter() - t0)
 
 
 def run_network(graph: Graph, x: np.ndarray, *, granularity: str = "fused", tag: str = "floating_pt",

@@ -198,9 +198,10 @@ def folded_nodes(model) -> Tuple[List[Node], str]:
     return builder.nodes, builder.build_nodes()
 
 
-def export_hdf5(model, path: os.PathLike) -> Path:
-    """Fold ``model`` (eval-mode semantics; the model itself is not modified) and write it atomically."""
-    return write_graph(to_graph(model), path)
+def export_hdf5(model, path: os.PathLike, *, integers_only: bool = False) -> Path:
+    """Fold ``model`` (eval-mode semantics; the model itself is not modified) and write it atomically;
+    ``integers_only``: only the integers a chip holds (no float parameters)."""
+    return write_graph(to_graph(model), path, integers_only=integers_only)
 
 
 def neuron_sources(model) -> dict:

@@ -97,10 +97,11 @@ class MetaSpikeFormer(nn.Module):
         logits_kd = self.head_kd(features)
         return (logits, logits_kd) if self.training else (logits + logits_kd) / 2
 
-    def export_hdf5(self, path, format: str = "lava-spikeformer"):
+    def export_hdf5(self, path, format: str = "lava-spikeformer", *, integers_only: bool = False):
         """Write the eval-mode network (BN folded, RepConv re-parameterized) to ``path`` atomically;
         the model is not modified. ``format='lava-spikeformer'``: the graph format of
-        ``lava_spikeformer/graph/schema.md``; ``'netx'``: lava-dl netx's own schema, which plain
+        ``lava_spikeformer/graph/schema.md`` (v2: the chip's integers, and the floats unless
+        ``integers_only``); ``'netx'``: lava-dl netx's own schema, which plain
         ``netx.hdf5.Network`` loads — only for sequential models (all stages of depth 0)."""
         if format == "netx":
             from ..interop.netx_plain import write_netx
@@ -108,7 +109,7 @@ class MetaSpikeFormer(nn.Module):
         if format != "lava-spikeformer":
             raise ValueError(f"export format must be 'lava-spikeformer' or 'netx', got {format!r}")
         from .fold import export_hdf5
-        return export_hdf5(self, path)
+        return export_hdf5(self, path, integers_only=integers_only)
 
     def export_nir(self, path):
         """Write the eval-mode network as a NIR graph (``interop/nir.py``), atomically; models with SDSA

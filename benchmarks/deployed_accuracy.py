@@ -1,0 +1,92 @@
+"""Benchmark: float PyTorch vs the deployed integer network, before and after quantization-aware
+finetuning, measured side by side on the same test samples.
+
+For each checkpoint: the float model (PyTorch) and the integer network (``graph/fixed.py``, run as
+``neuron_mode='fixed'``, which equals ``simulate(..., precision='fixed')`` bit for bit) on the whole
+test set; Lava ``fixed_pt`` (fused processes, the same arithmetic) on ``--lava-images``; Lava
+``fixed_pt`` built from lava-nc's stock processes only (``granularity='loihi'``) on
+``--stock-images``, one sample per run (its expanded synapse matrices do not batch in 23 GB).
+
+    python benchmarks/deployed_accuracy.py --data fmnist \\
+        --checkpoint netx_models/meta_spikeformer_small28_fmnist.pt --checkpoint runs/qat-small28/checkpoint.pt
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lava_spikeformer.fileio import atomic_write
+from lava_spikeformer.nn.fold import to_graph
+from lava_spikeformer.training.checkpoint import load_model
+
+
+def test_set(data: str, cfg):
+    if data == "fmnist":
+        from lava_spikeformer.data import load_fashion_mnist
+        return load_fashion_mnist("test")
+    from lava_spikeformer.data.event_frames import frame_set
+    return frame_set(data, cfg, "test")
+
+
+def torch_accuracy(model, data_set, batch: int = 500) -> float:
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(data_set), batch):
+            x = data_set.batch(slice(i, i + batch))
+            correct += int((model(x).argmax(1) == data_set.labels[i:i + batch]).sum())
+    return correct / len(data_set)
+
+
+def lava_accuracy(graph, data_set, count: int, batch: int, granularity: str) -> dict:
+    from lava_spikeformer.lava.run import run
+    correct, t0 = 0, time.perf_counter()
+    for i in range(0, count, batch):
+        x = data_set.batch(slice(i, min(i + batch, count))).double().numpy()
+        out = run(graph, x, granularity=granularity, tag="fixed_pt").outputs[graph.output]
+        correct += int((out.mean(0).argmax(1) == data_set.labels[i:i + batch].numpy()).sum())
+    return {"images": count, "accuracy": correct / count, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def measure(path: str, data: str, lava_images: int, stock_images: int) -> dict:
+    model, _ = load_model(path, neuron_mode="float")
+    data_set = test_set(data, model.cfg)
+    fixed_model, _ = load_model(path, neuron_mode="fixed")
+    row = {"checkpoint": path, "test_samples": len(data_set), "timesteps": model.timesteps,
+           "pytorch_float": torch_accuracy(model.eval(), data_set),
+           "integer_network": torch_accuracy(fixed_model.eval(), data_set)}
+    graph = to_graph(model.eval())
+    if lava_images:
+        row["lava_fixed_pt_fused"] = lava_accuracy(graph, data_set, lava_images, 250, "fused")
+    if stock_images:
+        row["lava_fixed_pt_stock"] = lava_accuracy(graph, data_set, stock_images, 1, "loihi")
+    row["gap_pt"] = round(100 * (row["pytorch_float"] - row["integer_network"]), 2)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", action="append", required=True)
+    parser.add_argument("--data", choices=("fmnist", "fmnist-dvs"), default="fmnist")
+    parser.add_argument("--lava-images", type=int, default=0)
+    parser.add_argument("--stock-images", type=int, default=0)
+    parser.add_argument("--out", default="runs/benchmarks/deployed_accuracy.json")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    rows = []
+    for path in args.checkpoint:
+        rows.append(measure(path, args.data, args.lava_images, args.stock_images))
+        print(json.dumps(rows[-1], indent=2), flush=True)
+    out = Path(args.out)
+    atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=2) + "\n"))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Export format v2: the file holds the integers a chip holds; float parameters optional; version 1
+files still load; a hostile integer field is one clear error."""
+import h5py
+import numpy as np
+import pytest
+
+from lava_spikeformer import create_model
+from lava_spikeformer.cli import main
+from lava_spikeformer.graph import ExportError, GraphError, fixed, read_graph, simulate
+from lava_spikeformer.nn.fold import export_hdf5, to_graph
+from lava_spikeformer.training.checkpoint import save_checkpoint
+
+from .conftest import ROOT, randomize_bn
+
+SHIPPED_V1 = ROOT / "netx_models" / "meta_spikeformer_hardvs_small_fmnist_dvs.h5"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return randomize_bn(create_model("meta_spikeformer_small28", ablations=("sdsa4",), timesteps=2)).eval()
+
+
+def test_v2_stores_the_integers_lavas_processes_take(model, tmp_path):
+    graph = to_graph(model)
+    path = export_hdf5(model, tmp_path / "m.h5")
+    with h5py.File(path, "r") as f:
+        assert f.attrs["version"] == 2 and f.attrs["float_params"]
+        layers = {f["layer"][k]["name"][()].decode(): f["layer"][k] for k in f["layer"]}
+        conv = layers["s0.down.conv"]
+        m, e = fixed.quantize_weight(graph.by_name["s0.down.conv"].params["weight"])
+        assert conv["weight_mant"].dtype == np.int8 and conv["weight_exp"].dtype == np.int8
+        np.testing.assert_array_equal(conv["weight_mant"][()], m)
+        np.testing.assert_array_equal(conv["weight_exp"][()], e)
+        assert conv["num_message_bits"][()] == 24                          # the image: graded
+        assert layers["s0.b1.sepconv.branch.dw"]["num_message_bits"][()] == 0   # after a LIF: spikes
+        lif = layers["s0.b1.sepconv.branch.lif"]["neuron"]
+        assert (lif["vth"][()], lif["dv"][()], lif["du"][()], lif["bias_mant"][()]) == (128, 2048, 4095, 1)
+        attn = layers["s2.b1.attn.branch.attn"]
+        np.testing.assert_array_equal(attn["scale_mant"][()] << attn["scale_exp"][()],
+                                      fixed.quantize_scale(graph.by_name["s2.b1.attn.branch.attn"].params["scale"]))
+
+
+def test_integers_only_file_runs_the_same_integer_network(model, tmp_path):
+    full = export_hdf5(model, tmp_path / "full.h5")
+    small = export_hdf5(model, tmp_path / "int.h5", integers_only=True)
+    assert small.stat().st_size * 4 < full.stat().st_size
+    x = np.random.default_rng(0).normal(size=(3, 1, 28, 28))
+    a, b = read_graph(full), read_graph(small)
+    assert a.float_params and not b.float_params
+    names = [n.name for n in a.nodes if n.spec.output == "spikes"]
+    ref, got = simulate(a, x, probes=names, precision="fixed"), simulate(b, x, probes=names, precision="fixed")
+    for name in names + [a.output]:
+        np.testing.assert_array_equal(ref[name], got[name], err_msg=name)
+    with pytest.raises(GraphError, match="holds integers only"):
+        simulate(b, x)
+
+
+def test_version_1_files_still_load():
+    graph = read_graph(SHIPPED_V1)
+    with h5py.File(SHIPPED_V1, "r") as f:
+        assert f.attrs["version"] == 1
+    assert graph.float_params and graph.input_spec.dataset == "fmnist-dvs"
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("weight_mant", lambda v: v.astype(np.float64), "must hold integers"),
+    ("weight_exp", lambda v: np.full_like(v, 40), "exponents must lie in -8..24"),
+    ("weight_mant", lambda v: (v.astype(np.int16) * 3), "8-bit mantissas must lie in -128..127|does not match"),
+    ("weight_mant", lambda v: np.roll(v, 1), "does not match the float 'weight'"),
+])
+def test_a_bad_integer_field_is_one_clear_error(model, tmp_path, field, value, message):
+    path = export_hdf5(model, tmp_path / "m.h5")
+    with h5py.File(path, "a") as f:
+        g = f["layer"]["1"]
+        data = value(g[field][()])
+        del g[field]
+        g.create_dataset(field, data=data)
+    with pytest.raises(ExportError, match=rf"layer/1/{field}: ({message})"):
+        read_graph(path)
+
+
+def test_cli_export_integers_only_and_never_over_its_input(model, tmp_path, capsys):
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, model)
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "m.h5"), "--integers-only"]) == 0
+    assert "format v2 (integers only)" in capsys.readouterr().out
+    assert not read_graph(tmp_path / "m.h5").float_params
+    before = ckpt.read_bytes()
+    assert main(["export", str(ckpt), "--out", str(ckpt)]) == 2
+    assert "is the input" in capsys.readouterr().err and ckpt.read_bytes() == before
