@@ -240,10 +240,14 @@ def cmd_import_official(args) -> int:
 
 
 def cmd_loihi_report(args) -> int:
-    from .analysis.loihi import loihi_report
     from .graph import read_graph
-    bound = {"input_abs_max": args.input_abs_max} if args.input_abs_max is not None else {}
-    report = loihi_report(read_graph(args.model), **bound)
+    graph = read_graph(args.model)
+    if args.lowered:
+        from .analysis.stock_fit import stock_report
+        report = stock_report(graph)
+    else:
+        from .analysis.loihi import loihi_report
+        report = loihi_report(graph, **({"input_abs_max": args.input_abs_max} if args.input_abs_max is not None else {}))
     print(report.table())
     if args.out:
         print("wrote " + ", ".join(str(p) for p in report.save(args.out)))
@@ -305,7 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-abs-max", type=float, default=None,
                    help="largest |input value| for the worst-case bit widths (default: from the export's input "
                         "contract, e.g. 2.02 for normalized Fashion-MNIST)")
-    p.add_argument("--out", default=None, help="folder for loihi.txt, loihi.json and loihi.png")
+    p.add_argument("--lowered", action="store_true",
+                   help="count the deployable network: lava-nc stock processes (granularity 'loihi') per node and "
+                        "process, SDSA lowering broken out (builds the lowering: seconds, GBs for small28)")
+    p.add_argument("--out", default=None, help="folder for loihi.txt, loihi.json and loihi.png (--lowered: "
+                                               "loihi_stock.txt, loihi_stock.json)")
     p.set_defaults(func=cmd_loihi_report)
     p = sub.add_parser("import-official", help="convert a reference (BICLab) checkpoint into ours")
     p.add_argument("checkpoint", help="a .pth of Spike-Driven-Transformer-V2 (state dict, or under 'model')")

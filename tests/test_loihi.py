@@ -181,3 +181,26 @@ def test_cli_writes_table_json_and_plot(shipped_h5, tmp_path, capsys):
 def test_cli_names_a_missing_file(tmp_path, capsys):
     assert main(["loihi-report", str(tmp_path / "absent.h5")]) == 2
     assert "absent.h5: no such export file" in capsys.readouterr().err
+
+
+def test_lowered_report_counts_the_stock_processes(tmp_path, capsys):
+    from lava_spikeformer import create_model
+    from lava_spikeformer.analysis.stock_fit import stock_report
+    from lava_spikeformer.config import StageConfig
+    from lava_spikeformer.lava import stock
+    model = create_model("meta_spikeformer_small28", timesteps=2, img_size=12, num_heads=2,
+                         stages=(StageConfig("conv", 8, 1), StageConfig("transformer", 16, 1, stride=1)))
+    path = model.eval().export_hdf5(tmp_path / "tiny.h5")
+    graph = read_graph(path)
+    report, costs = stock_report(graph), stock.cost(graph)
+    assert report.totals["neurons"] == sum(c["neurons"] for c in costs.values())
+    assert report.totals["synapses"] == sum(c["synapses"] for c in costs.values())
+    attn = report.by_name["s1.b1.attn.branch.attn"]
+    # SDSA-3, N = 6*6 = 36 tokens, D = 16, H = 2, d = 8: 2 H N d^2 + H d^2 lowering neurons, 6 H N d^2 synapses
+    assert (attn.extra_neurons, attn.extra_synapses) == (2 * 2 * 36 * 64 + 2 * 64, 6 * 2 * 36 * 64)
+    assert attn.processes["ProdNeuron"] == 1 and attn.latency == 4
+    assert set(report.totals) >= {"processes_LIF", "processes_Sparse", "processes_GradedVec", "cores", "chips"}
+    assert main(["loihi-report", str(path), "--lowered", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "lava.proc processes:" in out and "SDSA lowering adds 9,344 neurons" in out
+    assert (tmp_path / "r" / "loihi_stock.json").is_file()

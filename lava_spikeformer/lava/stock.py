@@ -385,19 +385,31 @@ def lower(graph: Graph, probes: Sequence[str] = ()) -> Plan:
     return Plan(lo.neurons, lo.synapses, values, taps, values[graph.output], inp, valid_unit)
 
 
-def cost(graph: Graph) -> Dict[str, dict]:
-    """Per graph node, per sample: stock ``processes``, ``neurons``, ``synapses`` (non-zero weights)
-    and the ``latency`` it adds (steps from its latest input to its own output); SDSA nodes also give
-    ``extra_neurons``/``extra_synapses``, what the lowering adds to the attention's own C*N neurons.
-    The input node carries the input and data-valid relays."""
-    plan = lower(graph)
-    out = {n.name: dict(processes=0, neurons=0, synapses=0, latency=0) for n in graph.nodes}
+_PROCESS = {"lif": "LIF", "relay": "GradedVec", "prod": "ProdNeuron"}
+
+
+def cost(graph: Graph, plan: Optional[Plan] = None) -> Dict[str, dict]:
+    """Per graph node, per sample: stock ``processes`` by lava.proc class, ``neurons``, ``synapses``
+    (non-zero weights), ``graded_synapse_processes`` (num_message_bits 24; the rest carry spikes),
+    ``max_delay`` and the ``latency`` it adds (steps from its latest input to its own output); SDSA
+    nodes also give ``extra_neurons``/``extra_synapses``, what the lowering adds to the attention's
+    own C*N neurons. The input node carries the input and data-valid relays."""
+    plan = plan or lower(graph)
+    out = {n.name: dict(processes={}, neurons=0, synapses=0, graded_synapse_processes=0, max_delay=0, latency=0)
+           for n in graph.nodes}
+
+    def count(entry, kind):
+        entry["processes"][kind] = entry["processes"].get(kind, 0) + 1
+
     for unit in plan.neurons:
-        out[unit.node]["processes"] += 1
+        count(out[unit.node], _PROCESS[unit.kind])
         out[unit.node]["neurons"] += unit.size
     for syn in plan.synapses:
-        out[syn.node]["processes"] += 1
-        out[syn.node]["synapses"] += syn.matrix.nnz
+        entry = out[syn.node]
+        count(entry, "DelaySparse" if syn.delay else "Sparse")
+        entry["synapses"] += syn.matrix.nnz
+        entry["graded_synapse_processes"] += int(syn.graded)
+        entry["max_delay"] = max(entry["max_delay"], syn.delay)
     for node in graph.nodes[1:]:
         entry = out[node.name]
         entry["latency"] = plan.signals[node.name].arrival - max(plan.signals[i].arrival for i in node.inputs)
