@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lava_spikeformer.fileio import atomic_write
@@ -53,9 +52,9 @@ def lava_accuracy(graph, data_set, count: int, batch: int, granularity: str) -> 
     return {"images": count, "accuracy": correct / count, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def measure(path: str, data: str, lava_images: int, stock_images: int) -> dict:
+def measure(path: str, data: str, lava_images: int, stock_images: int, test_samples=None) -> dict:
     model, _ = load_model(path, neuron_mode="float")
-    data_set = test_set(data, model.cfg)
+    data_set = test_set(data, model.cfg).subset(test_samples)
     fixed_model, _ = load_model(path, neuron_mode="fixed")
     row = {"checkpoint": path, "test_samples": len(data_set), "timesteps": model.timesteps,
            "pytorch_float": torch_accuracy(model.eval(), data_set),
@@ -75,12 +74,13 @@ def main() -> int:
     parser.add_argument("--data", choices=("fmnist", "fmnist-dvs"), default="fmnist")
     parser.add_argument("--lava-images", type=int, default=0)
     parser.add_argument("--stock-images", type=int, default=0)
+    parser.add_argument("--test-samples", type=int, default=None, help="the first N test samples (default: all)")
     parser.add_argument("--out", default="runs/benchmarks/deployed_accuracy.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
     for path in args.checkpoint:
-        rows.append(measure(path, args.data, args.lava_images, args.stock_images))
+        rows.append(measure(path, args.data, args.lava_images, args.stock_images, args.test_samples))
         print(json.dumps(rows[-1], indent=2), flush=True)
     out = Path(args.out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=2) + "\n"))
