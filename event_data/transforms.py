@@ -110,10 +110,12 @@ class ToFrames:
 
 @dataclass(frozen=True)
 class CheckEvents:
-    """Reject arrays that are not tonic event arrays (wrong dtype fields) with one clear error."""
+    """Reject what is not a valid tonic event array of a sensor with ``polarities`` polarities (wrong
+    fields, float/NaN timestamps, polarity out of range) with one clear error: ``require_events``."""
+    polarities: Optional[int] = None
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
-        return require_events(events)
+        return require_events(events, polarities=self.polarities)
 
 
 def frame_transform(sensor_size: SensorSize, *, n_time_bins: int = 8, size: Optional[Tuple[int, int]] = None,
@@ -133,7 +135,7 @@ def event_transform(sensor_size: SensorSize, *, size: Optional[Tuple[int, int]] 
                     denoise_us: Optional[float] = None) -> Tuple[Pipeline, SensorSize]:
     """The event-to-event part of ``frame_transform`` and the sensor size of its output."""
     import tonic.transforms as tt
-    steps = [CheckEvents(), SortByTime(), DropOutsideSensor(sensor_size)]
+    steps = [CheckEvents(sensor_size[2]), SortByTime(), DropOutsideSensor(sensor_size)]
     if denoise_us:
         steps.append(tt.Denoise(filter_time=denoise_us))
     width, height, polarities = sensor_size

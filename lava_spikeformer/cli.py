@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,72 @@ from .graph import ExportError, GraphError
 from .graph.input import KNOWN_DATASETS
 
 DATA_SETS = tuple(KNOWN_DATASETS)
+FINETUNE_TIMESTEPS = 4          # the paper's second stage: a T=1 model finetuned at T=4
+
+
+# ---------------------------------------------------------------------------- argument types
+# One place for what an argument may hold: argparse rejects a bad value before any work, with
+# "error: argument --NAME: ..." and exit code 2.
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = f"int >= {low}"
+    return parse
+
+
+positive_int, non_negative_int = _int_at_least(1), _int_at_least(0)
+
+
+def _finite_float(low: float = None, high: float = None, *, low_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if (low is not None and (value < low or (low_open and value == low))) or (high is not None and value > high):
+            bounds = f"{'>' if low_open else '>='} {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"expected a finite number {bounds}, got {value}")
+        return value
+    parse.__name__ = "finite float"
+    return parse
+
+
+def _writable(path: Path, kind: str) -> Path:
+    """``path`` as an output ``kind`` ('file' or 'folder'): refused when it exists as the other kind,
+    or when the nearest existing folder above it is not writable. Checked at parse time, before the work."""
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a folder, expected a file name")
+        if kind == "folder" and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is an existing file, expected a folder")
+    target = path if kind == "folder" and path.is_dir() else path.parent
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot create {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {path}: folder {existing} is not writable")
+    return path
+
+
+def output_file(text: str) -> str:
+    return str(_writable(Path(text), "file"))
+
+
+def output_folder(text: str) -> str:
+    return str(_writable(Path(text), "folder"))
+
+
+output_file.__name__, output_folder.__name__ = "output file", "output folder"
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -25,41 +92,44 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", "--data-dir", dest="data_dir", default=None,
                    help="data root: the Fashion-MNIST IDX folder (default: Debian's /usr/share/datasets/fashion-mnist) "
                         "for fmnist/fmnist-dvs, the HAR-DVS release folder for hardvs")
-    p.add_argument("--test-subset", type=int, default=None, help="evaluate on the first N test images")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--test-subset", type=positive_int, default=None, help="evaluate on the first N test images")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     from .training.config import TrainConfig
     defaults = TrainConfig()
     p.add_argument("--model", default=defaults.model, choices=list_models())
-    p.add_argument("--out", dest="out_dir", default=defaults.out_dir, help="run directory")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--lr", type=float, default=defaults.lr)
-    p.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    p.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs)
-    p.add_argument("--timesteps", type=int, default=None, help="T (default: the model's; 4 for a finetune)")
-    p.add_argument("--num-classes", type=int, default=None, help="classes (default: the model's)")
+    p.add_argument("--out", dest="out_dir", type=output_folder, default=defaults.out_dir, help="run directory")
+    p.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                   help="epochs in all (with --resume: including those done)")
+    p.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    p.add_argument("--lr", type=_finite_float(0.0, low_open=True), default=defaults.lr)
+    p.add_argument("--weight-decay", type=_finite_float(0.0), default=defaults.weight_decay)
+    p.add_argument("--warmup-epochs", type=_finite_float(0.0), default=defaults.warmup_epochs)
+    p.add_argument("--timesteps", type=positive_int, default=None,
+                   help=f"T (default: the model's; with --finetune-from a T=1 checkpoint: {FINETUNE_TIMESTEPS}, "
+                        f"the paper's finetune; from a T>1 checkpoint: its T)")
+    p.add_argument("--num-classes", type=positive_int, default=None, help="classes (default: the model's)")
     p.add_argument("--finetune-from", default=None, help="T=1 checkpoint to finetune (e.g. at --timesteps 4)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--train-subset", type=positive_int, default=None)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random shift/flip")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast while training (eval stays float32)")
     p.add_argument("--quantized", action="store_true",
                    help="quantization-aware training: the forward is the deployed integer network (Lava fixed_pt "
                         "bit for bit); typically with --finetune-from a float checkpoint")
-    p.add_argument("--epoch-eval-subset", type=int, default=None,
+    p.add_argument("--epoch-eval-subset", type=positive_int, default=None,
                    help="evaluate only the first N test images after each epoch; the last epoch uses all")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default=defaults.device)
-    p.add_argument("--energy-images", type=int, default=500, help="test images for the energy report")
+    p.add_argument("--energy-images", type=positive_int, default=500, help="test images for the energy report")
     p.add_argument("--optimizer", choices=("adamw", "lamb"), default=defaults.optimizer)
-    p.add_argument("--workers", type=int, default=defaults.workers,
+    p.add_argument("--workers", type=non_negative_int, default=defaults.workers,
                    help="processes building batches (worth it for imagefolder: image decoding and RandAugment)")
     p.add_argument("--teacher", default=None,
                    help="KD teacher: a lava-spikeformer checkpoint, or timm:NAME[:WEIGHTS_FILE]; adds a KD head")
-    p.add_argument("--distill-alpha", type=float, default=defaults.distill_alpha)
+    p.add_argument("--distill-alpha", type=_finite_float(0.0, 1.0), default=defaults.distill_alpha)
     p.add_argument("--recipe", choices=("t1", "t4"), default=None,
                    help="the paper's Table 8 stage (LAMB, lr = base * global batch / 256, cosine, warmup, "
                         "weight decay 0.05, label smoothing 0.1); flags given explicitly override it (a flag at "
@@ -102,6 +172,10 @@ def _train_config(args, world_size: int = 1):
     if getattr(args, "data", None) is None:
         args.data = build_config(args.model).dataset or "fmnist"
     args.dataset = args.data
+    if getattr(args, "finetune_from", None) and args.timesteps is None and not getattr(args, "recipe", None):
+        from .training.checkpoint import load_checkpoint
+        source_timesteps = load_checkpoint(args.finetune_from)["config"].timesteps
+        args.timesteps = FINETUNE_TIMESTEPS if source_timesteps == 1 else source_timesteps
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     if not getattr(args, "recipe", None):
@@ -142,6 +216,10 @@ def _train_and_report(args, dist) -> int:
     from .training.checkpoint import load_model
     from .training.train import model_overrides, read_metrics, train
     cfg = _train_config(args, dist.world_size)
+    teacher_file = (cfg.teacher.split(":", 2)[2] if cfg.teacher.startswith("timm:") and cfg.teacher.count(":") == 2
+                    else None if cfg.teacher.startswith("timm:") else cfg.teacher) if cfg.teacher else None
+    _refuse_overwriting([p for p in (cfg.finetune_from, teacher_file) if p],
+                        [Path(cfg.out_dir) / name for name in ("checkpoint.pt", "best.pt")])
     model_cfg = build_config(cfg.model, **model_overrides(cfg))
     train_set, test_set = _load_sets(args, model_cfg)
     result = train(cfg, train_set, test_set)
@@ -155,7 +233,8 @@ def _train_and_report(args, dist) -> int:
                "train_seconds": sum(r["train_seconds"] for r in read_metrics(out / "metrics.csv")),
                "wall_seconds": result["elapsed_seconds"],
                "mean_spike_rate": report.mean_spike_rate, "energy_mj": report.total_mj}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    from .fileio import atomic_write
+    atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     print(report.table())
     print(json.dumps(summary, indent=2))
     print(f"run directory: {out} (checkpoint.pt, metrics.csv, curves.png, energy.png, summary.json)")
@@ -231,6 +310,7 @@ def cmd_import_official(args) -> int:
     from . import count_parameters
     from .interop.official import load_official
     from .training.checkpoint import save_checkpoint
+    _refuse_overwriting([args.checkpoint], [args.out])
     model = load_official(args.checkpoint, args.model, timesteps=args.timesteps)
     save_checkpoint(args.out, model, imported_from=str(args.checkpoint))
     print(json.dumps({"checkpoint": str(args.out), "model": model.cfg.name, "params": count_parameters(model),
@@ -270,26 +350,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("evaluate", help="top-1 accuracy of a checkpoint on the Fashion-MNIST test set")
     p.add_argument("checkpoint")
-    p.add_argument("--timesteps", type=int, default=None)
+    p.add_argument("--timesteps", type=positive_int, default=None)
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("energy", help="per-layer firing rates and App. B energy of a checkpoint")
     p.add_argument("checkpoint")
-    p.add_argument("--images", type=int, default=500)
-    p.add_argument("--timesteps", type=int, default=None)
-    p.add_argument("--out", default=None, help="folder for energy.json and energy.png")
+    p.add_argument("--images", type=positive_int, default=500)
+    p.add_argument("--timesteps", type=positive_int, default=None)
+    p.add_argument("--out", type=output_folder, default=None, help="folder for energy.json and energy.png")
     _add_data_args(p)
     p.set_defaults(func=cmd_energy)
     p = sub.add_parser("export", help="fold BatchNorm/RepConv and write the HDF5 export of a checkpoint")
     p.add_argument("checkpoint")
-    p.add_argument("--out", required=True, help="the .h5 file to write")
-    p.add_argument("--timesteps", type=int, default=None)
+    p.add_argument("--out", type=output_file, required=True, help="the .h5 file to write")
+    p.add_argument("--timesteps", type=positive_int, default=None)
     p.add_argument("--integers-only", action="store_true",
                    help="store only the integers a chip holds (weight/bias mantissas and exponents, neuron integers): "
                         "a fixed-point-only file, ~7x smaller; runs with --tag fixed_pt")
     p.add_argument("--netx", action="store_true",
                    help="write lava-dl netx's own schema (plain netx.hdf5.Network loads it); sequential models only")
-    p.add_argument("--nir", default=None, metavar="FILE",
+    p.add_argument("--nir", type=output_file, default=None, metavar="FILE",
                    help="also write the network as a NIR graph (snnTorch, Norse, Sinabs, Rockpool, ...); "
                         "models without SDSA only, e.g. the fully_cnn ablation")
     p.set_defaults(func=cmd_export)
@@ -297,10 +377,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an .h5 export")
     p.add_argument("--tag", choices=("floating_pt", "fixed_pt"), default="floating_pt")
     p.add_argument("--granularity", choices=("fine", "fused"), default="fused")
-    p.add_argument("--steps", type=int, default=None, help="Lava steps per batch (default and minimum: T + latency)")
-    p.add_argument("--images", type=int, default=64)
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--out", default=None, help="folder for lava_eval.json, lava_decisions.png and (fine "
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="Lava steps per batch (default and minimum: T + latency)")
+    p.add_argument("--images", type=positive_int, default=64)
+    p.add_argument("--batch", type=positive_int, default=32)
+    p.add_argument("--out", type=output_folder, default=None, help="folder for lava_eval.json, lava_decisions.png and (fine "
                                                "granularity) lava_rates.png, lava_raster.png")
     _add_data_args(p)
     p.set_defaults(func=cmd_run_lava)
@@ -318,8 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import-official", help="convert a reference (BICLab) checkpoint into ours")
     p.add_argument("checkpoint", help="a .pth of Spike-Driven-Transformer-V2 (state dict, or under 'model')")
     p.add_argument("--model", required=True, help="meta_spikeformer_c32, _c48 or _c64")
-    p.add_argument("--out", required=True, help="the checkpoint to write (export / evaluate / energy take it)")
-    p.add_argument("--timesteps", type=int, default=1)
+    p.add_argument("--out", type=output_file, required=True,
+                   help="the checkpoint to write (export / evaluate / energy take it)")
+    p.add_argument("--timesteps", type=positive_int, default=1)
     p.set_defaults(func=cmd_import_official)
     p = sub.add_parser("models", help="registered models with parameter counts")
     p.set_defaults(func=cmd_models)
@@ -333,8 +415,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return args.func(args)
-    except (DataError, ExportError, GraphError, ValueError) as exc:      # CheckpointError is a ValueError
-        print(f"error: {exc}", file=sys.stderr)
+    # CheckpointError, ConvertError and EventDataError are ValueErrors; OSError: FileExistsError,
+    # PermissionError, IsADirectoryError, ... of a file the command reads or writes
+    except (DataError, ExportError, GraphError, ValueError, OSError) as exc:
+        from .fileio import torch_load_message
+        print(f"error: {torch_load_message(exc)}", file=sys.stderr)
         return 2
 
 

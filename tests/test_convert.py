@@ -224,7 +224,7 @@ def test_logits_equal_the_reference_computation_in_float64(width, kd, timesteps)
     torch.manual_seed(width)
     state = random_reference_state(width, kd=kd, seed=width + 1)
     images = torch.randn(2, 3, 64, 64, dtype=torch.float64)
-    model = from_official(state, f"meta_spikeformer_c{width}", timesteps=timesteps).double()
+    model = from_official(state, f"meta_spikeformer_c{width}", timesteps=timesteps, img_size=64).double()
     with torch.no_grad():
         ours = model(images)
         rates, attn_rates = [], []

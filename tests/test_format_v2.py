@@ -10,9 +10,7 @@ from lava_spikeformer.graph import ExportError, GraphError, fixed, read_graph, s
 from lava_spikeformer.nn.fold import export_hdf5, to_graph
 from lava_spikeformer.training.checkpoint import save_checkpoint
 
-from .conftest import ROOT, randomize_bn
-
-SHIPPED_V1 = ROOT / "netx_models" / "meta_spikeformer_hardvs_small_fmnist_dvs.h5"
+from .conftest import randomize_bn
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +53,22 @@ def test_integers_only_file_runs_the_same_integer_network(model, tmp_path):
         simulate(b, x)
 
 
-def test_version_1_files_still_load():
-    graph = read_graph(SHIPPED_V1)
-    with h5py.File(SHIPPED_V1, "r") as f:
-        assert f.attrs["version"] == 1
-    assert graph.float_params and graph.input_spec.dataset == "fmnist-dvs"
+def test_version_1_files_still_load(model, tmp_path):
+    """A v1 file is a v2 file without the integer fields (and without ``float_params``)."""
+    path = export_hdf5(model, tmp_path / "m.h5")
+    with h5py.File(path, "a") as f:
+        f.attrs["version"] = 1
+        del f.attrs["float_params"]
+        for layer in f["layer"].values():
+            for key in ("weight_mant", "weight_exp", "bias_mant", "bias_exp", "scale_mant", "scale_exp",
+                        "num_message_bits", "neuron/vth", "neuron/dv", "neuron/du", "neuron/bias_mant"):
+                if key in layer:
+                    del layer[key]
+    v1, v2 = read_graph(path), to_graph(model)
+    assert v1.float_params
+    x = np.random.default_rng(1).normal(size=(2, 1, 28, 28))
+    np.testing.assert_array_equal(simulate(v1, x, precision="fixed")[v1.output],
+                                  simulate(v2, x, precision="fixed")[v2.output])
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lava_spikeformer import ABLATIONS, create_model, list_models
+from lava_spikeformer.config import build_config
 
 
 def _input(model, batch=2, size=None):
@@ -35,7 +36,8 @@ def _check_forward_backward(model, x):
 @pytest.mark.parametrize("name", list_models())
 def test_every_registered_model_trains_at_small_size(name):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=10, timesteps=2 if "hardvs" in name else None)
+    model = create_model(name, num_classes=10, timesteps=2 if "hardvs" in name else None,
+                         img_size=min(build_config(name).img_size, 64))      # models check their input size
     _check_forward_backward(model, _input(model))
 
 
@@ -49,7 +51,7 @@ def test_every_ablation_trains_at_small_size(ablation):
 @pytest.mark.parametrize("ablation", ["sdsa1", "sdsa2", "sdsa4", "vs_shortcut", "sew_shortcut"])
 def test_reference_size_ablations_at_t2(ablation):
     torch.manual_seed(0)
-    model = create_model("meta_spikeformer_c32", ablations=[ablation], num_classes=10, timesteps=2)
+    model = create_model("meta_spikeformer_c32", ablations=[ablation], num_classes=10, timesteps=2, img_size=64)
     _check_forward_backward(model, _input(model, size=64))
 
 

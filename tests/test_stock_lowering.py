@@ -29,7 +29,10 @@ CONFIGS = {"sdsa3_ms": [], "sdsa1_vs": ["sdsa1", "vs_shortcut"], "sdsa2_sew": ["
 
 def tiny_graph(ablations) -> Graph:
     """A conv stage and a transformer stage at 12x12 (36 tokens, 16 channels, 2 heads)."""
+    import torch
+
     from lava_spikeformer.nn.fold import to_graph
+    torch.manual_seed(1)                 # the weights' init: independent of the tests that ran before
     model = create_model("meta_spikeformer_small28", ablations=ablations, timesteps=T, img_size=12, num_heads=2,
                          stages=(StageConfig("conv", 8, 1), StageConfig("transformer", 16, 1, stride=1)))
     return to_graph(randomize_bn(model, seed=1).eval())

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import torch
 
+from ..fileio import atomic_write
 from ..nn.attention import SDSA
 from ..nn.synapse import Conv, Dense
 
@@ -62,8 +64,9 @@ class EnergyReport:
                 "mean_spike_rate": self.mean_spike_rate, "layers": [asdict(l) for l in self.layers]}
 
     def save_json(self, path) -> None:
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2)
+        """Atomically: an interrupted write leaves the previous file, never half of one."""
+        text = json.dumps(self.to_dict(), indent=2)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
     def table(self) -> str:
         lines = [f"{'layer':44s} {'op':3s} {'MACs/step':>12s} {'rate':>7s} {'energy uJ':>10s}"]

@@ -19,6 +19,10 @@ from .errors import GraphError
 from .input import InputSpec
 from .ops import OPS, spec_of
 
+#: Largest T a graph may declare: a run allocates per timestep (an export claiming T=10**12 asked for
+#: an 11 TiB buffer); event models use 8-16, nothing sensible comes near a million.
+MAX_TIMESTEPS = 10 ** 6
+
 
 @dataclass(frozen=True)
 class Node:
@@ -107,8 +111,8 @@ class Graph:
 def validate(graph: Graph) -> None:
     if not graph.nodes or graph.nodes[0].op != "input":
         raise GraphError("graph: the first node must be the 'input' node")
-    if int(graph.timesteps) != graph.timesteps or graph.timesteps < 1:
-        raise GraphError(f"graph: timesteps must be an int >= 1, got {graph.timesteps}")
+    if int(graph.timesteps) != graph.timesteps or not 1 <= graph.timesteps <= MAX_TIMESTEPS:
+        raise GraphError(f"graph: timesteps must be an int in 1..{MAX_TIMESTEPS}, got {graph.timesteps}")
     seen: Dict[str, Node] = {}
     for node in graph.nodes:
         where = f"node {node.name!r} ({node.op})"

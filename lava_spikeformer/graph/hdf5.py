@@ -99,6 +99,28 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _int(value, where: str) -> int:
+    """An integer field: a whole number of any integer (or integral float) type, else ``ExportError``."""
+    value = np.asarray(value)
+    if value.shape != () or value.dtype.kind not in "iuf" or (value.dtype.kind == "f" and
+                                                              not (np.isfinite(value) and value == np.round(value))):
+        raise ExportError(f"{where}: must be one integer, got {value.tolist()!r} ({value.dtype})")
+    return int(value)
+
+
+def _json_object(f: h5py.File, key: str, path: Path, default: str = None):
+    text = f.attrs.get(key, default)
+    if text is None:
+        return None
+    try:
+        value = json.loads(_text(text))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ExportError(f"{path}: root attribute {key!r} is not valid JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise ExportError(f"{path}: root attribute {key!r} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def read_graph(path: os.PathLike) -> Graph:
     path = Path(path)
     if not path.exists():
@@ -118,7 +140,7 @@ def _read_file(f: h5py.File, path: Path) -> Graph:
     fmt = _text(f.attrs.get("format", ""))
     if fmt != FORMAT:
         raise ExportError(f"{path}: attribute 'format' is {fmt!r}, expected {FORMAT!r}")
-    version = int(f.attrs.get("version", -1))
+    version = _int(f.attrs.get("version", -1), f"{path}: attribute 'version'")
     if version not in READS:
         raise ExportError(f"{path}: unsupported format version {version}; this library reads versions {READS} "
                           f"(re-export the checkpoint with this version)")
@@ -134,18 +156,20 @@ def _read_file(f: h5py.File, path: Path) -> Graph:
         node, integers = _read_node(layers[str(i)], where, version, floats)
         nodes.append(node)
         stored.append(integers)
+    for key in ("output", "timesteps", "static_input"):
+        if key not in f.attrs:
+            raise ExportError(f"{path}: missing root attribute {key!r}")
+    timesteps = _int(f.attrs["timesteps"], f"{path}: attribute 'timesteps'")
+    model_config = _json_object(f, "model_config", path, "{}")
+    spec = _json_object(f, "input_spec", path)
     try:
-        model_config = json.loads(_text(f.attrs.get("model_config", "{}")))
-        spec = f.attrs.get("input_spec")
-        input_spec = InputSpec.from_dict(json.loads(_text(spec))) if spec is not None else None
-        graph = Graph(tuple(nodes), _text(f.attrs["output"]), int(f.attrs["timesteps"]),
-                      bool(f.attrs["static_input"]), model_config, input_spec, floats)
+        input_spec = InputSpec.from_dict(spec) if spec is not None else None
+        graph = Graph(tuple(nodes), _text(f.attrs["output"]), timesteps, bool(f.attrs["static_input"]), model_config,
+                      input_spec, floats)
     except GraphError as e:
         raise ExportError(f"{path}: {e}") from None
-    except json.JSONDecodeError as e:
-        raise ExportError(f"{path}: root attribute 'model_config' or 'input_spec' is not valid JSON: {e}") from None
-    except KeyError as e:
-        raise ExportError(f"{path}: missing root attribute {e}") from None
+    except (KeyError, TypeError, ValueError) as e:         # InputSpec.from_dict on a dict of the wrong fields
+        raise ExportError(f"{path}: root attribute 'input_spec' is invalid: {e!r}") from None
     for i, (node, integers) in enumerate(zip(nodes, stored)):
         _check_integers(node, integers, f"{path}: layer/{i}")
     return graph
@@ -177,7 +201,7 @@ def _read_node(g: h5py.Group, where: str, version: int, floats: bool) -> Node:
     spec = OPS[op]
     name = _text(_read(g, "name", where))
     inputs = tuple(_text(s) for s in _read(g, "inputs", where))
-    shape = tuple(int(s) for s in np.atleast_1d(_read(g, "shape", where)))
+    shape = tuple(_int(s, f"{where}/shape") for s in np.atleast_1d(_read(g, "shape", where)))
     block = _text(g["block"][()]) if "block" in g else legacy_block(name)
     params, stored = {}, {}
     for key in spec.params + spec.optional_params:
@@ -197,12 +221,15 @@ def _read_node(g: h5py.Group, where: str, version: int, floats: bool) -> Node:
         params[key] = value
         if stored_integers:                            # both: checked once the graph is valid
             stored[key] = _read_integers(g, key, where)
-    attrs = {key: int(_read(g, key, where)) for key in spec.int_attrs}
+    attrs = {key: _int(_read(g, key, where), f"{where}/{key}") for key in spec.int_attrs}
     if spec.neuron:
         if "neuron" not in g:
             raise ExportError(f"{where}/neuron: missing (required for type {op!r})")
         for key in ("threshold", "tau"):
-            value = float(_read(g["neuron"], key, f"{where}/neuron"))
+            try:
+                value = float(_read(g["neuron"], key, f"{where}/neuron"))
+            except (TypeError, ValueError):
+                raise ExportError(f"{where}/neuron/{key}: must be a positive number") from None
             if not np.isfinite(value) or value <= 0:
                 raise ExportError(f"{where}/neuron/{key}: must be a positive number, got {value}")
             attrs[key] = value

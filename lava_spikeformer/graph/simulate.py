@@ -17,8 +17,11 @@ from .ops import PRECISIONS, make_kernel
 
 
 def frames_of(graph: Graph, x: np.ndarray, dtype=np.float64) -> np.ndarray:
-    """Input as ``[T, B, C, H, W]``: a static image batch ``[B, C, H, W]`` is repeated T times."""
+    """Input as ``[T, B, C, H, W]``: a static image batch ``[B, C, H, W]`` is repeated T times. NaN/inf
+    is refused (the LIF's ``>=`` would read NaN as "no spike", fixed point would cast it to int64 min)."""
     x = np.asarray(x, dtype=dtype)
+    if not np.all(np.isfinite(x)):
+        raise GraphError(f"input holds NaN or inf ({int(np.size(x) - np.isfinite(x).sum())} values)")
     expected = tuple(graph.input.shape)
     if graph.static_input:
         if x.ndim != 4 or x.shape[1:] != expected:

@@ -18,11 +18,12 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from ..config import ModelConfig, build_config, list_models, reference_stages
+from ..fileio import load_tensors, torch_load_message
 from ..nn import MetaSpikeFormer
 
 _OFFICIAL_DOWNSAMPLING = ("downsample1_1", "downsample1_2", "downsample2", "downsample3", "downsample4")
@@ -154,19 +155,20 @@ def unwrap_state_dict(checkpoint: Mapping) -> Dict[str, torch.Tensor]:
     return dict(checkpoint)
 
 
-def from_official(state_dict: Mapping, name: str, *, timesteps: int = 1) -> MetaSpikeFormer:
+def from_official(state_dict: Mapping, name: str, *, timesteps: int = 1, img_size: Optional[int] = None) -> MetaSpikeFormer:
     """Eval-mode ``MetaSpikeFormer`` holding the weights of a reference checkpoint.
 
     ``state_dict`` may be wrapped under ``'model'``. ``head_kd.*`` keys switch on the KD head;
     the class count comes from ``head.weight``. ``model(images)`` then equals the reference's
     ``model.T = timesteps; model.eval(); model(images)``. The model takes the checkpoint's float
-    dtype when that is float64, float32 otherwise.
+    dtype when that is float64, float32 otherwise. ``img_size`` (default: the registered model's): the
+    image size the model is to take (the reference network is size-agnostic; ours checks its input).
     """
     state = unwrap_state_dict(state_dict)
     head = state.get("head.weight")
     overrides = {"num_classes": head.shape[0]} if head is not None and head.dim() == 2 else {}
     cfg = build_config(name, timesteps=timesteps, kd_head=any(k.startswith("head_kd.") for k in state),
-                       **overrides)
+                       img_size=img_size, **overrides)
     _require_reference_layout(cfg)
     model = MetaSpikeFormer(cfg)
     slots = _slots(model)
@@ -181,6 +183,9 @@ def from_official(state_dict: Mapping, name: str, *, timesteps: int = 1) -> Meta
                                                          ("mis-shaped keys", mis_shaped)) if keys]
         raise ConvertError(f"reference state dict does not fit {cfg.name}: " + "; ".join(parts),
                            missing=missing, unexpected=unexpected, mis_shaped=mis_shaped)
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConvertError(f"reference state dict: tensor {key!r} holds NaN/inf; weights must be finite")
     floats = {t.dtype for t in state.values() if t.is_floating_point()}
     if floats == {torch.float64}:
         model.double()
@@ -206,14 +211,14 @@ def load_official(path: os.PathLike, name: str, *, timesteps: int = 1) -> MetaSp
     if not path.is_file():
         raise ConvertError(f"reference checkpoint {path} does not exist")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_tensors(path)           # weights_only=True: a crafted pickle never runs code
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ... for bad files
         refused_class = "Unsupported class" in str(exc)    # torch 2.3's weights-only unpickler wording
         hint = (". It pickles Python objects besides tensors (the reference's training checkpoints hold 'args', "
                 "an argparse.Namespace); if you trust the file, keep only the weights: "
                 "torch.save(torch.load(path, weights_only=False)['model'], 'weights.pth')") if refused_class else ""
         raise ConvertError(f"reference checkpoint {path} cannot be read with torch.load(weights_only=True): "
-                           f"{exc}{hint}") from exc
+                           f"{torch_load_message(exc)}{hint}") from exc
     try:
         return from_official(checkpoint, name, timesteps=timesteps)
     except ConvertError as exc:

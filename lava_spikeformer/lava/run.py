@@ -9,6 +9,7 @@ it raises.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import time
 from dataclasses import dataclass
@@ -62,16 +63,46 @@ def running(proc: AbstractProcess, steps: int, tag: str = "floating_pt"):
     try:
         try:
             proc.run(condition=RunSteps(num_steps=int(steps)), run_cfg=Loihi2SimCfg(select_tag=tag))
-        except BaseException:
+        except BaseException as exc:
             if proc.runtime is not None:
-                # Lava 0.10 has already joined every worker after a model raised; stop() on a runtime
-                # still marked started would wait forever for their replies. Only release resources.
-                proc.runtime._is_started = False
+                try:
+                    failure = _release_failed_run(proc.runtime)
+                except Exception:              # never hide the run's own error behind a cleanup one
+                    failure = None
+                if failure is not None and isinstance(exc, RuntimeError) and "Exception(s) occurred" in str(exc):
+                    raise RuntimeError(f"Lava run failed: {failure}") from exc
             raise
         yield proc
     finally:
         if proc.runtime is not None:
             proc.stop()
+
+
+def _release_failed_run(runtime) -> Optional[str]:
+    """After a run raised: leave Lava 0.10's runtime in a state its ``stop()`` can finish, and
+    return the first worker's error (Lava only says "1 Exception(s) occurred. See output above").
+
+    * A model that raised inside a step: Lava has already joined every worker; ``stop()`` on a
+      runtime still marked started would wait forever for their replies, so it is marked stopped.
+    * Stopped, the runtime's ``stop()`` skips ``join()``: the two threads of its own channels
+      (``runtime_to_service`` / ``service_to_runtime``) would stay blocked, two per failed run.
+      They are joined here.
+    * A model that raised while it was built (its ``__init__``): the other workers wait for a
+      command that never comes and ``stop()`` would join them forever. They are terminated."""
+    runtime._is_started = False
+    runtime.join()
+    failure = None
+    for actor in getattr(getattr(runtime, "_messaging_infrastructure", None), "actors", ()):
+        if not getattr(actor, "_is_done", False) and actor.is_alive():     # Lava closes the ones it joined
+            actor.terminate()
+            multiprocessing.Process.join(actor, 5)
+            if actor.is_alive():
+                actor.kill()
+                multiprocessing.Process.join(actor)
+        with contextlib.suppress(Exception):
+            if failure is None and actor.exception:
+                failure = repr(actor.exception[0])
+    return failure
 
 
 @contextlib.contextmanager
@@ -107,9 +138,7 @@ def _source(graph: Graph, inputs, tag: str, steps: int):
         source = EventSource(streams=inputs.streams, sensor_size=out_size, n_time_bins=graph.timesteps,
                              transform=transform)
         return source, graph.timesteps, len(inputs.streams)
-    frames = np.asarray(frames_of(graph, inputs))
-    if not np.all(np.isfinite(frames)):
-        raise ValueError("input holds NaN or inf")
+    frames = np.asarray(frames_of(graph, inputs))          # refuses NaN/inf (GraphError)
     if tag == "fixed_pt":
         frames = fixed.quantize_input(frames)
     timesteps, batch = frames.shape[:2]

@@ -78,6 +78,15 @@ class MetaSpikeFormer(nn.Module):
             layout = "[T, B, C, H, W]" if cfg.event_input else "[B, C, H, W]"
             raise ValueError(f"{cfg.name}: input must be {layout} with C={cfg.in_channels}, "
                              f"got shape {tuple(x.shape)}")
+        if tuple(x.shape[-2:]) != (cfg.img_size, cfg.img_size):
+            raise ValueError(f"{cfg.name}: input must be {cfg.img_size}x{cfg.img_size} (H x W, the config's "
+                             f"img_size), got {x.shape[-2]}x{x.shape[-1]} (shape {tuple(x.shape)})")
+        if not x.is_floating_point():
+            hint = ("normalize them first (the model's input contract: model.cfg.input_spec)"
+                    if x.dtype == torch.uint8 else "convert to a float tensor")
+            raise ValueError(f"{cfg.name}: input must be a float tensor, got {x.dtype}: {hint}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{cfg.name}: input holds NaN or inf ({int((~torch.isfinite(x)).sum())} values)")
         if cfg.event_input:
             return x
         return x.unsqueeze(0).expand(cfg.timesteps, *x.shape)

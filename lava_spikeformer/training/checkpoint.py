@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, ``torch.load(weights_only=True)``, one clear error per defect."""
+"""Checkpoints: atomic writes, ``torch.load(weights_only=True)``, finite weights, one clear error per defect."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from typing import Any, Dict
 import torch
 
 from ..config import ModelConfig
-from ..fileio import atomic_write
+from ..fileio import atomic_write, load_tensors, torch_load_message
 
 FORMAT = "lava-spikeformer-checkpoint"
 FORMAT_VERSION = 1
@@ -30,9 +30,9 @@ def load_checkpoint(path: os.PathLike) -> Dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_tensors(path)     # weights_only=True: a crafted pickle never runs code
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {exc}") from exc
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch file: {torch_load_message(exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: not a lava-spikeformer checkpoint (field 'format' must be "
                               f"{FORMAT!r})")
@@ -46,7 +46,33 @@ def load_checkpoint(path: os.PathLike) -> Dict[str, Any]:
         payload["config"] = ModelConfig.from_dict(payload["config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path}: field 'config' is invalid: {exc}") from exc
+    require_finite(path, payload["model"])
     return payload
+
+
+def require_finite(path: os.PathLike, state: Dict[str, Any], field: str = "model") -> None:
+    """Every tensor of ``state`` a tensor, every floating one finite; else one error naming the first bad
+    one (a NaN checkpoint used to be evaluated, resumed and finetuned with exit 0)."""
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"checkpoint {path}: field {field!r} entry {key!r} is a {type(value).__name__}, "
+                                  f"expected a tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"checkpoint {path}: tensor {key!r} of field {field!r} holds {bad} NaN/inf "
+                                  f"value(s); weights must be finite")
+
+
+RESUME_FIELDS = ("optimizer", "scheduler", "rng", "epoch", "best_acc", "elapsed_seconds")
+
+
+def require_resumable(path: os.PathLike, payload: Dict[str, Any]) -> None:
+    """A checkpoint ``--resume`` can continue from holds the training state, not only the weights."""
+    missing = [key for key in RESUME_FIELDS if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} cannot be resumed: it holds no training state (fields "
+                              f"{missing} missing; best.pt and imported checkpoints hold weights only). Start "
+                              f"from its weights with --finetune-from instead")
 
 
 def load_state(path: os.PathLike, model: torch.nn.Module, state: Dict[str, torch.Tensor]) -> None:

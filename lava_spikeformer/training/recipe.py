@@ -80,8 +80,14 @@ def load_teacher(spec: str, *, num_classes: int, device: torch.device) -> torch.
             raise ValueError(f"teacher {spec!r}: timm has no model {name!r}")
         if weights and not Path(weights).is_file():
             raise ValueError(f"teacher {spec!r}: weights file {weights} does not exist")
-        teacher = timm.create_model(name, pretrained=bool(weights), num_classes=num_classes,
-                                    pretrained_cfg_overlay=dict(file=weights) if weights else None)
+        # timm's own file loader unpickles with torch.load(weights_only=False): a crafted file would run
+        # code. The file is read here, safely, and timm gets the state dict (it still adapts the classifier).
+        state = _teacher_state(spec, weights) if weights else None
+        try:
+            teacher = timm.create_model(name, pretrained=bool(weights), num_classes=num_classes,
+                                        pretrained_cfg_overlay=dict(state_dict=state) if weights else None)
+        except RuntimeError as exc:        # load_state_dict: missing/unexpected keys, shape mismatches
+            raise ValueError(f"teacher {spec!r}: weights file {weights} does not fit timm's {name}: {exc}") from exc
     else:
         from .checkpoint import load_model
 
@@ -89,6 +95,31 @@ def load_teacher(spec: str, *, num_classes: int, device: torch.device) -> torch.
         if teacher.cfg.num_classes != num_classes:
             raise ValueError(f"teacher {spec}: {teacher.cfg.num_classes} classes, the student has {num_classes}")
     return teacher.to(device).eval().requires_grad_(False)
+
+
+def _teacher_state(spec: str, weights: str) -> dict:
+    """The state dict of a timm weights file (``.safetensors``, or a torch file read with
+    ``weights_only=True``; timm's wrappers ``state_dict``/``model``/``*_ema`` and ``module.`` prefixes
+    unwrapped as timm's ``load_state_dict`` does)."""
+    from timm.models import clean_state_dict
+
+    from ..fileio import load_tensors, torch_load_message
+    try:
+        checkpoint = load_tensors(weights)
+    except Exception as exc:   # UnpicklingError (a refused class), RuntimeError, EOFError, SafetensorError, ...
+        raise ValueError(f"teacher {spec!r}: weights file {weights} cannot be read safely: "
+                         f"{torch_load_message(exc)}") from exc
+    if isinstance(checkpoint, dict):
+        for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
+            if isinstance(checkpoint.get(key), dict):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ValueError(f"teacher {spec!r}: weights file {weights} holds no state dict of tensors")
+    for key, value in checkpoint.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"teacher {spec!r}: tensor {key!r} of {weights} holds NaN/inf; weights must be finite")
+    return clean_state_dict(checkpoint)
 
 
 def distillation_loss(heads: Tuple[torch.Tensor, ...], labels: torch.Tensor, teacher_logits: torch.Tensor, *,

@@ -20,7 +20,9 @@ from tqdm.auto import tqdm
 
 from .. import create_model
 from ..data.loader import epoch_batches
-from .checkpoint import CheckpointError, load_checkpoint, load_model, load_state, save_checkpoint
+from ..fileio import atomic_write
+from .checkpoint import (CheckpointError, load_checkpoint, load_model, load_state, require_resumable,
+                         save_checkpoint)
 from .config import TrainConfig
 from .distributed import current as current_distributed
 from .recipe import build_optimizer, distillation_loss, load_teacher
@@ -140,14 +142,27 @@ def read_metrics(path: Path):
 
 
 def _write_metrics(path: Path, rows) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)
+
+
+def write_run_metadata(out: Path, cfg: TrainConfig, model) -> None:
+    """``train_config.json`` and ``model_config.json``, each replaced atomically, written only after the
+    epoch's ``checkpoint.pt`` (which holds the same train config): a run that fails before its first
+    epoch, or is killed at any point, never leaves a config describing a checkpoint that does not exist."""
+    for name, data in (("train_config.json", dataclasses.asdict(cfg)), ("model_config.json", model.cfg.to_dict())):
+        text = json.dumps(data, indent=2)
+        atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
 
 
 def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> dict:
     """Train ``cfg.model``; returns the last epoch's metrics row plus ``params`` and ``best_acc``."""
+    if int(cfg.epochs) != cfg.epochs or cfg.epochs < 1:
+        raise ValueError(f"epochs must be an int >= 1, got {cfg.epochs!r}: nothing to train")
     torch.manual_seed(cfg.seed)
     dist = current_distributed()
     device = pick_device(cfg.device)
@@ -165,15 +180,17 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
     ckpt_path = out / "checkpoint.pt"
     if cfg.resume and ckpt_path.exists():
         payload = load_checkpoint(ckpt_path)
+        require_resumable(ckpt_path, payload)
+        if payload["epoch"] >= cfg.epochs:
+            raise CheckpointError(f"checkpoint {ckpt_path} is at epoch {payload['epoch']}: epochs={cfg.epochs} "
+                                  f"leaves nothing to train (give --epochs > {payload['epoch']}); the run is "
+                                  f"left as it is")
         load_state(ckpt_path, model, payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         generator.set_state(payload["rng"])
         start_epoch, best_acc, elapsed = payload["epoch"], payload["best_acc"], payload["elapsed_seconds"]
         rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] <= start_epoch]
-    if dist.is_main:
-        (out / "train_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-        (out / "model_config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2))
     train_step = TrainStep(dist.wrap(model, device), optimizer, scheduler, loss_fn=_loss_fn(cfg, model, device),
                            amp=cfg.amp, clip_grad=cfg.clip_grad)
     show = progress and dist.is_main
@@ -214,7 +231,9 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
             best_acc = test_acc
             save_checkpoint(out / "best.pt", model, epoch=epoch + 1, test_acc=test_acc)
         save_checkpoint(ckpt_path, model, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                        rng=generator.get_state(), epoch=epoch + 1, best_acc=best_acc, elapsed_seconds=elapsed)
+                        rng=generator.get_state(), epoch=epoch + 1, best_acc=best_acc, elapsed_seconds=elapsed,
+                        train_config=dataclasses.asdict(cfg))
+        write_run_metadata(out, cfg, model)          # after the checkpoint it describes, never before
         _write_metrics(out / "metrics.csv", rows)
         plot_curves(rows, out / "curves.png")
         dist.barrier()

@@ -254,11 +254,11 @@ class EventSource(_Process):
         streams = tuple(streams)
         if not streams:
             raise ValueError("EventSource needs at least one event stream")
-        for i, events in enumerate(streams):
-            require_events(events, f"streams[{i}]")           # EventDataError is a ValueError
         sensor_size = tuple(int(s) for s in sensor_size)
         if len(sensor_size) != 3 or min(sensor_size) < 1:
             raise ValueError(f"sensor_size must be (W, H, P) positive ints, got {sensor_size}")
+        for i, events in enumerate(streams):                   # EventDataError is a ValueError
+            require_events(events, f"streams[{i}]", polarities=sensor_size[2])
         if int(n_time_bins) != n_time_bins or n_time_bins < 1:
             raise ValueError(f"n_time_bins must be an int >= 1, got {n_time_bins!r}")
         if transform is not None and not callable(transform):
