@@ -110,6 +110,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--machine", default="2 CPU cores (AMD EPYC)")
     parser.add_argument("--training-note", default="", help="how the run deviated from its command, if it did")
+    parser.add_argument("--training-command", default=None, help="the commands that made the checkpoint, when "
+                                                                 "the run folder's train_config.json tells only the last")
     args = parser.parse_args()
     torch.set_num_threads(2)
     checkpoint = Path(args.checkpoint)
@@ -126,12 +128,12 @@ def main() -> int:
         shutil.copyfile(checkpoint, out / f"{name}.pt")
     card = {
         "name": name, "model": model.cfg.name, "params": count_parameters(model), "timesteps": graph.timesteps,
-        "input": list(graph.input.shape), "data": args.data, "export_format": "lava-spikeformer-netx v1",
+        "input": list(graph.input.shape), "data": args.data, "export_format": "lava-spikeformer-netx v2",
         "checkpoint": f"{name}.pt", "latency_steps": graph.latency,
         "mean_spike_rate": summary["mean_spike_rate"], "energy_uj": 1000 * summary["energy_mj"],
         "training": {"test_acc": summary["test_acc"], "epochs": summary["epochs"],
                      "train_minutes": summary["train_seconds"] / 60, "machine": args.machine,
-                     "command": "lava-spikeformer train " + " ".join(
+                     "command": args.training_command or "lava-spikeformer train " + " ".join(
                          f"--{k.replace('_', '-')} {v}" for k, v in train_config.items()
                          if k in ("model", "epochs", "batch_size", "lr", "warmup_epochs") )
                          + f" --data {args.data}" + (" --amp" if train_config.get("amp") else "")

@@ -57,7 +57,5 @@ def test_gradients_match_the_autograd_definition(steps):
 
 
 def test_bad_neuron_arguments():
-    with pytest.raises(ValueError, match="mode"):
-        LIF(mode="analog")
     with pytest.raises(ValueError, match="threshold"):
         LIF(threshold=0.0)
