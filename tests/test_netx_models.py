@@ -39,4 +39,4 @@ def test_shipped_model_reproduces_its_card_on_lava(card_path):
     measured = model_cards.accuracies(model, graph, card["data"], subset["images"], batch=subset["images"])
     for key in ("pytorch", "lava_floating_pt", "lava_fixed_pt"):
         assert measured[key] == subset[key], key
-    assert subset["pytorch"] > 0.8 and abs(subset["lava_fixed_pt"] - subset["pytorch"]) <= 0.05
+    assert min(subset["pytorch"], subset["lava_fixed_pt"]) > 0.75 and abs(subset["lava_fixed_pt"] - subset["pytorch"]) <= 0.05

@@ -12,7 +12,8 @@ from nbclient import NotebookClient
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 #: notebook -> inline PNG outputs it must show (a plot drawn after a library switched pyplot to
 #: the file backend Agg would silently go missing)
-PLOTS = {"01_train_and_export": 2, "02_run_on_lava": 2, "03_event_streams": 3, "04_energy_and_loihi": 3}
+PLOTS = {"01_train_and_export": 2, "02_run_on_lava": 2, "03_event_streams": 3, "04_energy_and_loihi": 3,
+         "05_deploy_on_loihi_processes": 2}
 KERNEL = "lava-spikeformer-tests"
 CELL_TIMEOUT_S = 600        # idle, the longest cell takes seconds; CI machines are shared
 
@@ -30,7 +31,7 @@ def this_interpreter(tmp_path_factory, monkeypatch) -> str:
     return KERNEL
 
 
-def test_the_tutorials_are_the_four_notebooks():
+def test_the_tutorials_are_the_five_notebooks():
     assert sorted(p.stem for p in TUTORIALS.glob("*.ipynb")) == sorted(PLOTS)
 
 
