@@ -77,11 +77,10 @@ class EnergyReport:
         return "\n".join(lines)
 
     def plot(self, path) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure    # no pyplot: the caller's backend stays as it is
 
-        fig, (ax_e, ax_r) = plt.subplots(2, 1, figsize=(max(8, 0.25 * len(self.layers)), 7), sharex=True)
+        fig = Figure(figsize=(max(8, 0.25 * len(self.layers)), 7))
+        ax_e, ax_r = fig.subplots(2, 1, sharex=True)
         x = range(len(self.layers))
         ax_e.bar(x, [l.energy_pj * 1e-6 for l in self.layers],
                  color=["tab:red" if l.op == "MAC" else "tab:blue" for l in self.layers])
@@ -92,7 +91,6 @@ class EnergyReport:
         ax_r.set_xticklabels([l.name for l in self.layers], rotation=90, fontsize=6)
         fig.tight_layout()
         fig.savefig(path, dpi=100)
-        plt.close(fig)
 
 
 class _Recorder:

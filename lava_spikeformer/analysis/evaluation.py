@@ -50,38 +50,36 @@ class LavaEvaluation:
     def plot(self, out_dir) -> List[Path]:
         """``lava_decisions.png`` (accuracy per step) and, with firing rates, ``lava_rates.png`` and
         ``lava_raster.png``."""
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure    # no pyplot: the caller's backend stays as it is
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "lava_decisions.png"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        fig = Figure(figsize=(7, 3.5))
+        ax = fig.subplots()
         ax.plot(100 * np.asarray(self.accuracy_per_step), "o-", ms=3)
         ax.axvline(self.latency_steps, color="gray", ls=":", label=f"latency L={self.latency_steps}")
         ax.set(xlabel="Lava step", ylabel="decision accuracy %", title=f"{self.data}: class decision per step")
         ax.legend()
         fig.tight_layout()
         fig.savefig(paths[0], dpi=100)
-        plt.close(fig)
         if self.firing_rates:
             paths.append(out / "lava_rates.png")
-            fig, ax = plt.subplots(figsize=(10, 4))
+            fig = Figure(figsize=(10, 4))
+            ax = fig.subplots()
             ax.bar(range(len(self.firing_rates)), list(self.firing_rates.values()))
             ax.set_xticks(range(len(self.firing_rates)), list(self.firing_rates), rotation=90, fontsize=6)
             ax.set(ylabel="firing rate", title="Lava: firing rate per neuron layer")
             fig.tight_layout()
             fig.savefig(paths[-1], dpi=100)
-            plt.close(fig)
         if self.raster is not None:
             paths.append(out / "lava_raster.png")
             t, n = np.nonzero(self.raster)
-            fig, ax = plt.subplots(figsize=(8, 3))
+            fig = Figure(figsize=(8, 3))
+            ax = fig.subplots()
             ax.scatter(t, n, s=4, marker="|")
             ax.set(xlabel="timestep", ylabel="neuron", title=f"Lava spike raster: {self.raster_layer} (sample 0)")
             fig.tight_layout()
             fig.savefig(paths[-1], dpi=100)
-            plt.close(fig)
         return paths
 
     def save(self, out_dir) -> List[Path]:

@@ -171,11 +171,10 @@ class LoihiReport:
         return "\n".join(lines)
 
     def plot(self, path) -> None:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure    # no pyplot: the caller's backend stays as it is
 
-        fig, (ax_c, ax_n) = plt.subplots(2, 1, figsize=(max(8, 0.2 * len(self.layers)), 7), sharex=True)
+        fig = Figure(figsize=(max(8, 0.2 * len(self.layers)), 7))
+        ax_c, ax_n = fig.subplots(2, 1, sharex=True)
         x = range(len(self.layers))
         broken = {v.layer for v in self.violations}
         ax_c.bar(x, [l.cores for l in self.layers],
@@ -188,7 +187,6 @@ class LoihiReport:
         ax_n.set_xticklabels([l.name for l in self.layers], rotation=90, fontsize=6)
         fig.tight_layout()
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-        plt.close(fig)
 
     def save(self, out_dir) -> List[Path]:
         """``loihi.txt`` (the table), ``loihi.json``, ``loihi.png`` in ``out_dir``."""

@@ -113,12 +113,11 @@ def _loss_fn(cfg: TrainConfig, model, device: torch.device):
 
 
 def plot_curves(rows, path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure    # no pyplot: the caller's backend stays as it is
 
     epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    (ax_loss, ax_acc) = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], "o-", label="train")
     ax_loss.plot(epochs, [r["test_loss"] for r in rows], "o-", label="test")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
@@ -130,7 +129,6 @@ def plot_curves(rows, path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def read_metrics(path: Path):
