@@ -3,6 +3,13 @@ optional KD teacher, data-parallel over processes (``torchrun``; ``distributed``
 
 The run directory holds ``checkpoint.pt`` (last epoch, atomically replaced), ``best.pt``,
 ``metrics.csv`` (one row per epoch) and ``curves.png``.
+
+Resume: ``checkpoint.pt`` holds the weights and BatchNorm statistics, the optimizer and scheduler
+state and the generator that draws each epoch's batch order and augmentation seeds; nothing else in
+a step draws randomness. A run interrupted and resumed with the same ``epochs`` therefore ends with
+the same weights as the uninterrupted run, bit for bit (``tests/test_train.py``, with and without
+``amp``). Resuming with a different ``epochs`` (extending a finished run) re-plans the cosine
+schedule, which is defined over ``epochs``: a different run, not a continuation of the same one.
 """
 from __future__ import annotations
 
@@ -189,6 +196,11 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
         generator.set_state(payload["rng"])
         start_epoch, best_acc, elapsed = payload["epoch"], payload["best_acc"], payload["elapsed_seconds"]
         rows = [r for r in read_metrics(out / "metrics.csv") if r["epoch"] <= start_epoch]
+        planned = (payload.get("train_config") or {}).get("epochs")
+        if progress and dist.is_main and planned is not None and planned != cfg.epochs:
+            tqdm.write(f"resuming after epoch {start_epoch} with epochs={cfg.epochs}; the checkpoint's run planned "
+                       f"{planned}: the warmup+cosine schedule is re-planned over {cfg.epochs} epochs from here, so "
+                       f"the result will differ from an uninterrupted {cfg.epochs}-epoch run")
     train_step = TrainStep(dist.wrap(model, device), optimizer, scheduler, loss_fn=_loss_fn(cfg, model, device),
                            amp=cfg.amp, clip_grad=cfg.clip_grad)
     show = progress and dist.is_main
