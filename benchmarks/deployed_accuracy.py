@@ -5,7 +5,8 @@ For each checkpoint: the float model (PyTorch) and the integer network (``graph/
 ``neuron_mode='fixed'``, which equals ``simulate(..., precision='fixed')`` bit for bit) on the whole
 test set; Lava ``fixed_pt`` (fused processes, the same arithmetic) on ``--lava-images``; Lava
 ``fixed_pt`` built from lava-nc's stock processes only (``granularity='loihi'``) on
-``--stock-images``, one sample per run (its expanded synapse matrices do not batch in 23 GB).
+``--stock-images``, streamed one image after another through one built network per ``--stock-chunk``
+images (the stock processes have no batch axis; ``lava/stock.py``).
 
     python benchmarks/deployed_accuracy.py --data fmnist \\
         --checkpoint netx_models/meta_spikeformer_small28_fmnist.pt --checkpoint runs/qat-small28/checkpoint.pt
@@ -33,37 +34,42 @@ def test_set(data: str, cfg):
     return frame_set(data, cfg, "test")
 
 
-def torch_accuracy(model, data_set, batch: int = 500) -> float:
-    correct = 0
+def torch_predictions(model, data_set, batch: int = 500) -> torch.Tensor:
     with torch.no_grad():
-        for i in range(0, len(data_set), batch):
-            x = data_set.batch(slice(i, i + batch))
-            correct += int((model(x).argmax(1) == data_set.labels[i:i + batch]).sum())
-    return correct / len(data_set)
+        return torch.cat([model(data_set.batch(slice(i, i + batch))).argmax(1) for i in range(0, len(data_set), batch)])
 
 
-def lava_accuracy(graph, data_set, count: int, batch: int, granularity: str) -> dict:
+def lava_accuracy(graph, data_set, count: int, batch: int, granularity: str, integer_predictions) -> dict:
+    """Lava fixed_pt accuracy on the first ``count`` samples, ``batch`` per run, and how many of its
+    decisions equal the integer network's (PyTorch ``neuron_mode='fixed'``)."""
     from lava_spikeformer.lava.run import run
-    correct, t0 = 0, time.perf_counter()
+    correct, agree, t0 = 0, 0, time.perf_counter()
     for i in range(0, count, batch):
-        x = data_set.batch(slice(i, min(i + batch, count))).double().numpy()
-        out = run(graph, x, granularity=granularity, tag="fixed_pt").outputs[graph.output]
-        correct += int((out.mean(0).argmax(1) == data_set.labels[i:i + batch].numpy()).sum())
-    return {"images": count, "accuracy": correct / count, "seconds": round(time.perf_counter() - t0, 1)}
+        part = slice(i, min(i + batch, count))
+        x = data_set.batch(part).double().numpy()
+        chosen = run(graph, x, granularity=granularity, tag="fixed_pt").outputs[graph.output].mean(0).argmax(1)
+        correct += int((chosen == data_set.labels[part].numpy()).sum())
+        agree += int((chosen == integer_predictions[part].numpy()).sum())
+        print(f"  {granularity}: {part.stop}/{count} correct {correct} = integer network {agree}", flush=True)
+    return {"images": count, "accuracy": correct / count, "equal_to_integer_network": agree,
+            "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def measure(path: str, data: str, lava_images: int, stock_images: int, test_samples=None) -> dict:
+def measure(path: str, data: str, lava_images: int, stock_images: int, test_samples=None,
+            stock_chunk: int = 100) -> dict:
     model, _ = load_model(path, neuron_mode="float")
     data_set = test_set(data, model.cfg).subset(test_samples)
     fixed_model, _ = load_model(path, neuron_mode="fixed")
+    labels = data_set.labels[:len(data_set)]
+    integer = torch_predictions(fixed_model.eval(), data_set)
     row = {"checkpoint": path, "test_samples": len(data_set), "timesteps": model.timesteps,
-           "pytorch_float": torch_accuracy(model.eval(), data_set),
-           "integer_network": torch_accuracy(fixed_model.eval(), data_set)}
+           "pytorch_float": float((torch_predictions(model.eval(), data_set) == labels).float().mean()),
+           "integer_network": float((integer == labels).float().mean())}
     graph = to_graph(model.eval())
     if lava_images:
-        row["lava_fixed_pt_fused"] = lava_accuracy(graph, data_set, lava_images, 250, "fused")
+        row["lava_fixed_pt_fused"] = lava_accuracy(graph, data_set, lava_images, 250, "fused", integer)
     if stock_images:
-        row["lava_fixed_pt_stock"] = lava_accuracy(graph, data_set, stock_images, 1, "loihi")
+        row["lava_fixed_pt_stock"] = lava_accuracy(graph, data_set, stock_images, stock_chunk, "loihi", integer)
     row["gap_pt"] = round(100 * (row["pytorch_float"] - row["integer_network"]), 2)
     return row
 
@@ -74,13 +80,15 @@ def main() -> int:
     parser.add_argument("--data", choices=("fmnist", "fmnist-dvs"), default="fmnist")
     parser.add_argument("--lava-images", type=int, default=0)
     parser.add_argument("--stock-images", type=int, default=0)
+    parser.add_argument("--stock-chunk", type=int, default=100, help="images streamed per stock-process run")
     parser.add_argument("--test-samples", type=int, default=None, help="the first N test samples (default: all)")
     parser.add_argument("--out", default="runs/benchmarks/deployed_accuracy.json")
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
     for path in args.checkpoint:
-        rows.append(measure(path, args.data, args.lava_images, args.stock_images, args.test_samples))
+        rows.append(measure(path, args.data, args.lava_images, args.stock_images, args.test_samples,
+                            args.stock_chunk))
         print(json.dumps(rows[-1], indent=2), flush=True)
     out = Path(args.out)
     atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=2) + "\n"))

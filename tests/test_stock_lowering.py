@@ -19,9 +19,8 @@ from .conftest import ROOT, randomize_bn
 
 T, BATCH = 4, 16
 SMALL28 = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.h5"
-# small28 lowers to 9.1e7 synapses per sample: one image takes ~50 s and ~10 GB on 2 cores; a batch of
-# 16 would fold 1.5e9 synapses into its block-diagonal matrices (beyond this machine's memory)
-SMALL28_BATCH = 1
+# the shipped model's 16 images at T=4 stream one after another: 64 + latency steps of one sample's network
+SMALL28_BATCH = 16
 # every SDSA variant (3 is the default) and every shortcut (ms is the default), in four models
 CONFIGS = {"sdsa3_ms": [], "sdsa1_vs": ["sdsa1", "vs_shortcut"], "sdsa2_sew": ["sdsa2", "sew_shortcut"],
            "sdsa4_ms": ["sdsa4"]}
@@ -55,9 +54,9 @@ def assert_exact(graph: Graph, x: np.ndarray, granularity: str = "loihi") -> dic
     return ref
 
 
-def compiled_models(graph: Graph, batch: int = 1) -> set:
+def compiled_models(graph: Graph) -> set:
     """``module.Class`` of the ProcessModel Lava selects for every process of the built network."""
-    net = stock.build_stock(graph, batch, probes=spiking_nodes(graph)[:1])
+    net = stock.build_stock(graph, probes=spiking_nodes(graph)[:1])
     frames = RingBuffer(data=np.zeros((net.inp.size, 2), np.int32))
     valid = RingBuffer(data=np.ones((1, 2), np.int32))
     frames.s_out.connect(net.inp)
@@ -81,6 +80,7 @@ def test_only_stock_process_models_tiny():
         models |= compiled_models(tiny_graph(ablations))
     assert_stock_only(models)
     assert {"lava.proc.sparse.models.PyDelaySparseModelBitAcc", "lava.proc.lif.models.PyLifModelBitAcc",
+            "lava.proc.lif.models.PyLifResetModelBitAcc",
             "lava.proc.graded.models.PyGradedVecModelFixed",
             "lava.proc.prodneuron.models.PyProdNeuronModelFixed"} <= models
 

@@ -22,7 +22,7 @@ from lava.magma.core.run_conditions import RunSteps
 from lava.magma.core.run_configs import Loihi2SimCfg
 from lava.proc.io.source import RingBuffer as Source
 
-from event_data.transforms import event_transform
+from event_data.transforms import event_transform, frame_of, time_bins
 from lava_spikeformer.graph import Graph, fixed, read_graph
 from lava_spikeformer.graph.simulate import frames_of
 from lava_spikeformer.lava import stock
@@ -126,66 +126,119 @@ def recorders(watched, steps: int):
             shm.unlink()
 
 
-def _source(graph: Graph, inputs, tag: str, steps: int):
-    """(source process, T, batch) for an input array or ``EventStreams``."""
+def _host_frames(graph: Graph, inputs, tag: str) -> np.ndarray:
+    """``[T, B, C, H, W]`` input frames of images, frames or ``EventStreams`` (binned as ``EventSource``
+    bins them), in fixed units with ``tag='fixed_pt'``."""
     if isinstance(inputs, EventStreams):
-        transform, out_size = event_transform(inputs.sensor_size, size=inputs.size, downsample=inputs.downsample,
-                                              denoise_us=inputs.denoise_us)
-        width, height, polarities = out_size
-        if graph.static_input or tuple(graph.input.shape) != (polarities, height, width):
-            raise ValueError(f"the network takes {'images' if graph.static_input else 'event frames'} "
-                             f"{tuple(graph.input.shape)}; the streams give frames {(polarities, height, width)}")
+        transform, out_size = _stream_transform(graph, inputs)
+        frames = np.stack([np.stack([frame_of(b, out_size) for b in time_bins(transform(events), graph.timesteps)])
+                           for events in inputs.streams], axis=1)
+    else:
+        frames = np.asarray(frames_of(graph, inputs))          # refuses NaN/inf (GraphError)
+    return fixed.quantize_input(frames) if tag == "fixed_pt" else frames
+
+
+def _stream_transform(graph: Graph, inputs: EventStreams):
+    transform, out_size = event_transform(inputs.sensor_size, size=inputs.size, downsample=inputs.downsample,
+                                          denoise_us=inputs.denoise_us)
+    width, height, polarities = out_size
+    if graph.static_input or tuple(graph.input.shape) != (polarities, height, width):
+        raise ValueError(f"the network takes {'images' if graph.static_input else 'event frames'} "
+                         f"{tuple(graph.input.shape)}; the streams give frames {(polarities, height, width)}")
+    return transform, out_size
+
+
+def _source(graph: Graph, inputs, tag: str, steps: int):
+    """(source process, T, batch) for an input array or ``EventStreams``: all samples at once."""
+    if isinstance(inputs, EventStreams):
+        transform, out_size = _stream_transform(graph, inputs)
         source = EventSource(streams=inputs.streams, sensor_size=out_size, n_time_bins=graph.timesteps,
                              transform=transform)
         return source, graph.timesteps, len(inputs.streams)
-    frames = np.asarray(frames_of(graph, inputs))          # refuses NaN/inf (GraphError)
-    if tag == "fixed_pt":
-        frames = fixed.quantize_input(frames)
+    frames = _host_frames(graph, inputs, tag)
     timesteps, batch = frames.shape[:2]
     data = np.zeros((batch, *graph.input.shape, steps), dtype=frames.dtype)
     data[..., :timesteps] = np.moveaxis(frames, 0, -1)
     return Source(data=data), timesteps, batch
 
 
+def _sequential_decisions(logits: np.ndarray, latency: int, steps: int) -> np.ndarray:
+    """``[steps, B]``: per sample, the argmax of its logits summed over the timesteps that have left
+    the network by each step (-1 before its first), as ``ClassDecision`` decides for a batch."""
+    timesteps, batch = logits.shape[:2]
+    decisions = np.full((steps, batch), -1, np.int64)
+    running = np.cumsum(logits, axis=0).argmax(-1)             # [T, B]
+    for b in range(batch):
+        first = b * timesteps + latency
+        decisions[first:first + timesteps, b] = running[:, b]
+        decisions[first + timesteps:, b] = running[-1, b]
+    return decisions
+
+
+def _run_stock(graph: Graph, inputs, probes: Tuple[str, ...], steps: Optional[int], decisions: bool,
+               t0: float) -> RunResult:
+    """The ``loihi`` granularity: samples streamed one after another through stock processes."""
+    frames = _host_frames(graph, inputs, "fixed_pt")
+    timesteps, batch = frames.shape[:2]
+    net = stock.build_stock(graph, timesteps, probes)
+    needed = batch * timesteps + net.latency
+    if steps is not None and (int(steps) != steps or steps < needed):
+        raise ValueError(f"steps={steps} is too few: {batch} sample(s) of T={timesteps} streamed one after another "
+                         f"plus the pipeline latency {net.latency} need at least {needed}")
+    steps = int(steps or needed)
+    data = np.zeros((frames[0, 0].size, steps), dtype=frames.dtype)
+    data[:, :batch * timesteps] = frames.transpose(1, 0, *range(2, frames.ndim)).reshape(batch * timesteps, -1).T
+    source = Source(data=data)
+    source.s_out.connect(net.inp)
+    Source(data=(np.arange(steps) < batch * timesteps).astype(np.int32)[None]).s_out.connect(net.valid)
+    watched = [(graph.output, net.out)] + [(p, net.probes[p]) for p in probes]
+    with recorders(watched, steps) as buffers:
+        with running(source, steps, "fixed_pt"):
+            pass
+        outputs = {}
+        for name, _ in watched:
+            start = net.arrival[name]
+            per_sample = buffers[name][start:start + batch * timesteps].reshape(
+                batch, timesteps, *graph.by_name[name].shape)
+            outputs[name] = np.swapaxes(per_sample, 0, 1).copy()
+    chosen = _sequential_decisions(outputs[graph.output], net.latency, steps) if decisions else None
+    return RunResult(outputs, chosen, net.latency, steps, time.perf_counter() - t0)
+
+
 def run(model: Union[Graph, os.PathLike], inputs, *, granularity: str = "fused", tag: str = "floating_pt",
         probes: Iterable[str] = (), steps: Optional[int] = None, decisions: bool = False) -> RunResult:
     """Run ``inputs`` — images ``[B, C, H, W]``, event frames ``[T, B, C, H, W]`` or ``EventStreams`` —
-    through ``model`` (a Graph or .h5 path) on Lava for ``steps`` (default and minimum ``T + latency``)
-    steps. With ``tag='fixed_pt'`` the input is quantized as in ``graph.fixed`` and the outputs are the
-    integer messages (graded values in units of 1/64), comparable bit for bit with
-    ``simulate(..., precision='fixed')``. ``granularity``: 'fine' or 'fused' (our ProcessModels, see
-    ``SpikeFormerNetwork``) or 'loihi' (lava-nc's stock processes only, ``stock.py``; fixed_pt only).
-    ``decisions``: add a ``ClassDecision`` process (the class decided at every Lava step)."""
+    through ``model`` (a Graph or .h5 path) on Lava for ``steps`` steps (default and minimum: the
+    pipeline latency plus T, or ``B*T`` for 'loihi'). With ``tag='fixed_pt'`` the input is quantized as in
+    ``graph.fixed`` and the outputs are the integer messages (graded values in units of 1/64), comparable
+    bit for bit with ``simulate(..., precision='fixed')``. ``granularity``: 'fine' or 'fused' (our
+    ProcessModels, see ``SpikeFormerNetwork``: the batch runs in lock step) or 'loihi' (lava-nc's stock
+    processes only, ``stock.py``; fixed_pt only; the samples stream one after another, events binned on
+    the host). ``decisions``: the class decided at every Lava step (a ``ClassDecision`` process; for
+    'loihi', the same rule applied per sample to the recorded logits)."""
     graph = model if isinstance(model, Graph) else read_graph(model)
     if tag == "floating_pt" and not graph.float_params:
         raise ValueError("this export holds integers only (written with integers_only=True): run it with "
                          "tag='fixed_pt'")
     probes = tuple(probes)
     t0 = time.perf_counter()
-    lowered = None
     if granularity == stock.GRANULARITY:
         if tag != "fixed_pt":
             raise ValueError(f"granularity {stock.GRANULARITY!r} runs lava-nc's stock processes, whose GradedVec and "
                              f"ProdNeuron have fixed_pt models only: use tag='fixed_pt', got {tag!r}")
-        batch = len(inputs.streams) if isinstance(inputs, EventStreams) else frames_of(graph, inputs).shape[1]
-        lowered = stock.build_stock(graph, batch, probes)
-    latency = lowered.latency if lowered else graph.latency
+        return _run_stock(graph, inputs, probes, steps, decisions, t0)
+    latency = graph.latency
     needed = graph.timesteps + latency
     if steps is not None and (int(steps) != steps or steps < needed):
         raise ValueError(f"steps={steps} is too few: T={graph.timesteps} plus the pipeline latency {latency} "
                          f"needs at least {needed}")
     steps = int(steps or needed)
     source, timesteps, batch = _source(graph, inputs, tag, steps)
-    if lowered:
-        source.s_out.flatten().connect(lowered.inp)
-        Source(data=(np.arange(steps) < timesteps).astype(np.int32)[None]).s_out.connect(lowered.valid)
-        entry, out, ports, arrival = source, lowered.out, lowered.probes, lowered.arrival
-    else:
-        entry = SpikeFormerNetwork(graph=graph, batch=batch, granularity=granularity, probes=probes,
-                                   input_steps=timesteps)
-        source.s_out.connect(entry.inp)
-        out, arrival = entry.out, graph.arrival()
-        ports = {p: getattr(entry, f"probe_{i}") for i, p in enumerate(probes)}
+    entry = SpikeFormerNetwork(graph=graph, batch=batch, granularity=granularity, probes=probes,
+                               input_steps=timesteps)
+    source.s_out.connect(entry.inp)
+    out, arrival = entry.out, graph.arrival()
+    ports = {p: getattr(entry, f"probe_{i}") for i, p in enumerate(probes)}
     watched = [(graph.output, out)] + [(p, ports[p]) for p in probes]
     if decisions:
         shape = (batch, *graph.by_name[graph.output].shape)
@@ -213,12 +266,18 @@ def run_network(graph: Graph, x: np.ndarray, *, granularity: str = "fused", tag:
 class StreamResult:
     decisions: np.ndarray      # [steps, B] class per Lava step (-1 before the first logits arrive)
     logits: np.ndarray         # [T, B, classes] network output for timestep t (float, or fixed units of 1/64)
-    latency: int               # pipeline latency L: timestep t's logits leave at step t + L
+    latency: int               # pipeline latency L: timestep t's logits leave at step t + L (+ b*T when streamed)
+    sequential: bool = False   # samples streamed one after another (the 'loihi' granularity)
 
     @property
     def final(self) -> np.ndarray:
-        """Decision after the last time bin: ``decisions[L + T - 1]``."""
-        return self.decisions[self.latency + len(self.logits) - 1]
+        """Each sample's decision after its last time bin (``decisions[L + T - 1]`` for a batch in lock
+        step; sample b's ``decisions[L + (b+1)*T - 1, b]`` when streamed)."""
+        timesteps, batch = self.logits.shape[:2]
+        if not self.sequential:
+            return self.decisions[self.latency + timesteps - 1]
+        last = self.latency + (np.arange(batch) + 1) * timesteps - 1
+        return self.decisions[last, np.arange(batch)]
 
 
 def stream_events(model: Union[Graph, os.PathLike], streams: Sequence[np.ndarray], *,
@@ -230,4 +289,5 @@ def stream_events(model: Union[Graph, os.PathLike], streams: Sequence[np.ndarray
     graph = model if isinstance(model, Graph) else read_graph(model)
     result = run(graph, EventStreams(streams, sensor_size, size, downsample, denoise_us), granularity=granularity,
                  tag=tag, steps=steps, decisions=True)
-    return StreamResult(result.decisions, result.outputs[graph.output], result.latency)
+    return StreamResult(result.decisions, result.outputs[graph.output], result.latency,
+                        granularity == stock.GRANULARITY)

@@ -5,13 +5,17 @@ Every graph op is lowered onto ``lava.proc`` processes only — ``Sparse``/``Del
 lava-nc's bit-accurate Loihi arithmetic. The integer network of ``graph.fixed`` is defined as that
 arithmetic, so the lowered network equals ``simulate(..., precision='fixed')`` bit for bit
 (``tests/test_stock_lowering.py``). ``lava.proc.conv.Conv`` is not used: it stores ``groups`` as
-int8; a convolution here is a sparse matrix.
+int8, and its CPU ``fixed_pt`` model (lava-nc 0.10) ignores ``weight_exp`` and convolves in float32
+through torch, so it does not compute the chip's arithmetic; a convolution here is a sparse matrix.
 
 Two stages: ``lower`` plans the network per sample in numpy/scipy (``Plan``: neuron populations and
 synapses, each charged to a graph node, with the step at which each signal carries timestep 0);
-``build_stock`` instantiates it for a batch, folded into the vectors (block-diagonal weights,
-``kron(I_B, W)``: stock processes have no batch axis), so ``B`` samples run in lock step.
-``cost`` counts the plan per graph node for the Loihi fit report.
+``build_stock`` instantiates it. Stock processes have no batch axis, and a chip none either: samples
+follow each other in time, pipelined — sample b's timestep t enters at step ``b*T + t`` — and every
+stateful neuron is lava's ``LIFReset``, which zeroes its state every ``T`` steps at the step its own
+sample boundary passes (the way lava-dl's netx streams samples through a network on Loihi). A batch
+costs the memory of one sample and ``B*T + L`` steps. ``cost`` counts the plan per graph node for the
+Loihi fit report.
 
 Conventions:
 
@@ -19,6 +23,8 @@ Conventions:
   other. A synapse matrix holds int8 mantissas ``m`` with one exponent ``e`` per process and
   computes ``floor(m @ x * 2**e)`` (``synapse_kwargs``); per-output-channel exponents become one
   process per exponent group, all feeding the same neurons.
+* Stateless populations need no reset: relays and products hold nothing, and a coincidence LIF
+  (du = dv = 4095) forgets its membrane within the step.
 * Latency: a synapse delivers one step after its input (``1 + delay`` for a ``DelaySparse``), a
   neuron in the same step. A graded value is a sum of synaptic terms, wired into whichever neurons
   consume it; each term is delayed so that every neuron sums operands of the same timestep. A
@@ -39,7 +45,7 @@ import scipy.sparse as sp
 from lava.magma.core.process.ports.ports import InPort, OutPort
 from lava.magma.core.process.process import AbstractProcess
 from lava.proc.graded.process import GradedVec
-from lava.proc.lif.process import LIF
+from lava.proc.lif.process import LIF, LIFReset
 from lava.proc.prodneuron.process import ProdNeuron
 from lava.proc.sparse.process import DelaySparse, Sparse
 from lava.utils.weightutils import SignMode
@@ -103,12 +109,13 @@ def split_rows(matrix: sp.csr_matrix, label: np.ndarray) -> Dict[int, sp.csr_mat
 @dataclass
 class Neurons:
     """One neuron process: ``kind`` 'lif' (LIF), 'relay' (GradedVec, vth=0) or 'prod' (ProdNeuron,
-    vth=0); ``size`` per sample (``shared``: one population for the whole batch)."""
+    vth=0), of ``size``; ``arrival``: for a stateful LIF, the step at which it integrates timestep 0
+    (its state is reset there, and every T steps after)."""
     node: str
     kind: str
     size: int
     params: dict = field(default_factory=dict)
-    shared: bool = False
+    arrival: Optional[int] = None
 
 
 @dataclass
@@ -185,17 +192,20 @@ class _Lowering:
         self._delayed: Dict[Tuple[Signal, int], Signal] = {}
 
     # -- primitives
-    def population(self, kind: str, size: int, shared: bool = False, **params) -> int:
-        self.neurons.append(Neurons(self.node, kind, int(size), params, shared))
+    def population(self, kind: str, size: int, **params) -> int:
+        self.neurons.append(Neurons(self.node, kind, int(size), params))
         return len(self.neurons) - 1
 
-    def lif(self, size: int, threshold: float, tau: float) -> int:
-        """A graph LIF: lava's LIF with current = this step's input (du=4095) and the ``>=`` bias."""
+    def lif(self, size: int, threshold: float, tau: float, arrival: int) -> int:
+        """A graph LIF integrating timestep 0 at step ``arrival``: lava's LIF with current = this
+        step's input (du=4095) and the ``>=`` bias."""
         dv = fixed.dv(tau)
         if dv < 1:
             raise ValueError(f"node {self.node!r}: tau={tau} gives dv=0; the LIF bias would never decay")
-        return self.population("lif", size, du=4095, dv=dv, vth=fixed.v_threshold(threshold, tau),
+        unit = self.population("lif", size, du=4095, dv=dv, vth=fixed.v_threshold(threshold, tau),
                                bias_mant=fixed.LIF_BIAS, bias_exp=0)
+        self.neurons[unit].arrival = int(arrival)
+        return unit
 
     def coincidence(self, size: int) -> int:
         """Memoryless AND of two binary inputs of weight 1: ``64 * (a + b) > 64`` iff both
@@ -221,7 +231,7 @@ class _Lowering:
         """``src`` re-emitted by a relay at ``arrival`` (one per (signal, step), shared by its users)."""
         key = (src, arrival)
         if key not in self._delayed:
-            relay = self.population("relay", src.size, shared=self.neurons[src.unit].shared)
+            relay = self.population("relay", src.size)
             self.connect(src, sp.identity(src.size, np.int64), 0, relay, "a_in", arrival)
             self._delayed[key] = Signal(relay, arrival, src.spikes, src.size)
         return self._delayed[key]
@@ -299,7 +309,7 @@ def _sdsa3(lo: _Lowering, node, q: Signal, k: Signal, v: Signal) -> Signal:
     at_prod = max(at + 2, q.arrival + 1)
     lo.connect(Signal(m, at + 1, False, n_m), gather(m_idx, n_m), 0, prod, "a_in2", at_prod)
     lo.connect(q, gather(qk_idx, n_in), 0, prod, "a_in1", at_prod)
-    att = lo.lif(n_in, node.attrs["threshold"], node.attrs["tau"])
+    att = lo.lif(n_in, node.attrs["threshold"], node.attrs["tau"], at_prod + 1)
     scale, exp = fixed.quantize_integer(fixed.quantize_input(node.params["scale"]))
     products = Signal(prod, at_prod, False, units)
     for e in np.unique(exp):
@@ -326,7 +336,7 @@ def _hadamard(lo: _Lowering, node, counted: Sequence[Signal], gated: Signal) -> 
     else:
         counted = counted[0]
     channel = np.arange(size) // (h_ * w_)
-    gate = lo.lif(c, node.attrs["threshold"], node.attrs["tau"])
+    gate = lo.lif(c, node.attrs["threshold"], node.attrs["tau"], counted.arrival + 1)
     lo.connect(counted, gather(channel, c).T, fixed.FRAC_BITS, gate, "a_in", counted.arrival + 1)
     out = lo.coincidence(size)
     at = max(counted.arrival + 2, gated.arrival + 1)
@@ -343,7 +353,7 @@ def lower(graph: Graph, probes: Sequence[str] = ()) -> Plan:
     lo = _Lowering(graph)
     size = int(np.prod(graph.input.shape))
     inp = lo.population("relay", size)
-    valid_unit = lo.population("relay", 1, shared=True)
+    valid_unit = lo.population("relay", 1)
     valid = Signal(valid_unit, 0, True, 1)
     users: Dict[str, int] = {}
     for node in graph.nodes:
@@ -357,8 +367,9 @@ def lower(graph: Graph, probes: Sequence[str] = ()) -> Plan:
         if node.op in ("conv", "dense"):
             value = _synapse(lo, node, ins[0], spike_inputs[node.name], valid)
         elif node.op == "lif":
-            unit = lo.lif(int(np.prod(node.shape)), node.attrs["threshold"], node.attrs["tau"])
-            value = Signal(unit, lo.feed(ins[0], unit, "a_in"), True, lo.neurons[unit].size)
+            at = max(t.src.arrival for t in lo.terms(ins[0])) + 1
+            unit = lo.lif(int(np.prod(node.shape)), node.attrs["threshold"], node.attrs["tau"], at)
+            value = Signal(unit, lo.feed(ins[0], unit, "a_in", at), True, lo.neurons[unit].size)
         elif node.op == "sdsa":
             variant, spikes = int(node.attrs["variant"]), [lo.signal(x) for x in ins]
             if variant >= 3:
@@ -422,11 +433,12 @@ def cost(graph: Graph, plan: Optional[Plan] = None) -> Dict[str, dict]:
 # ---------------------------------------------------------------------------- Lava processes
 @dataclass
 class StockNetwork:
-    """A ``Plan`` built for ``batch`` samples. Feed ``inp`` (``(B * input size,)``, graded frames in
-    units of 1/64) and ``valid`` (``(1,)``: 1 while the input carries timesteps); ``out`` and ``probes``
-    are flat ``(B * node size,)`` ports whose timestep t leaves at step ``t + arrival[node]``."""
+    """A ``Plan`` built for samples of ``timesteps`` steps streamed one after another. Feed ``inp``
+    (the input size, graded frames in units of 1/64: sample b's timestep t at step ``b*T + t``) and
+    ``valid`` (``(1,)``: 1 while the input carries timesteps); ``out`` and ``probes`` are flat ports
+    (a node's size) whose sample b, timestep t leaves at step ``b*T + t + arrival[node]``."""
     plan: Plan
-    batch: int
+    timesteps: int
     processes: List[AbstractProcess]
     inp: InPort
     valid: InPort
@@ -440,22 +452,17 @@ class StockNetwork:
         return self.plan.latency
 
 
-def _neuron_process(unit: Neurons, batch: int) -> AbstractProcess:
-    shape = (unit.size * (1 if unit.shared else batch),)
+def _neuron_process(unit: Neurons, timesteps: int) -> AbstractProcess:
+    shape = (unit.size,)
+    if unit.kind == "lif" and unit.arrival is not None:
+        # lava counts time_step from 1: the sample boundary passes this population at time_step arrival + 1 (mod T)
+        return LIFReset(shape=shape, reset_interval=timesteps, reset_offset=(unit.arrival + 1) % timesteps,
+                        **unit.params)
     if unit.kind == "lif":
         return LIF(shape=shape, **unit.params)
     if unit.kind == "prod":
         return ProdNeuron(shape=shape, **unit.params)
     return GradedVec(shape=shape, vth=0)          # lava's default vth=1 would drop +-1
-
-
-def _batched(matrix: sp.csr_matrix, src_shared: bool, dst_shared: bool, batch: int) -> sp.csr_matrix:
-    """A per-sample matrix for the batch: block-diagonal, or a shared source fanned to every sample."""
-    if src_shared == dst_shared:
-        return matrix if src_shared else sp.kron(sp.identity(batch, np.int64), matrix, format="csr")
-    if src_shared:
-        return sp.vstack([matrix] * batch, format="csr")
-    raise ValueError("a per-sample signal cannot feed a shared population")
 
 
 def _synapse_process(matrix: sp.csr_matrix, exp: int, graded: bool, delay: int) -> AbstractProcess:
@@ -469,19 +476,20 @@ def _synapse_process(matrix: sp.csr_matrix, exp: int, graded: bool, delay: int) 
                        **kwargs)
 
 
-def build_stock(graph: Graph, batch: int = 1, probes: Sequence[str] = ()) -> StockNetwork:
-    """``graph`` as stock lava.proc processes for ``batch`` samples in lock step (see module doc)."""
-    if int(batch) != batch or batch < 1:
-        raise ValueError(f"batch must be an int >= 1, got {batch!r}")
+def build_stock(graph: Graph, timesteps: Optional[int] = None, probes: Sequence[str] = ()) -> StockNetwork:
+    """``graph`` as stock lava.proc processes streaming samples of ``timesteps`` (default the
+    graph's T) steps one after another (see module doc)."""
+    timesteps = graph.timesteps if timesteps is None else timesteps
+    if int(timesteps) != timesteps or timesteps < 1:
+        raise ValueError(f"timesteps must be an int >= 1, got {timesteps!r}")
     plan = lower(graph, probes)
-    neurons = [_neuron_process(unit, batch) for unit in plan.neurons]
+    neurons = [_neuron_process(unit, int(timesteps)) for unit in plan.neurons]
     synapses = []
     for syn in plan.synapses:
-        matrix = _batched(syn.matrix, plan.neurons[syn.src].shared, plan.neurons[syn.dst].shared, batch)
-        proc = _synapse_process(matrix, syn.exp, syn.graded, syn.delay)
+        proc = _synapse_process(syn.matrix, syn.exp, syn.graded, syn.delay)
         neurons[syn.src].s_out.connect(proc.s_in)
         proc.a_out.connect(getattr(neurons[syn.dst], syn.port))
         synapses.append(proc)
-    return StockNetwork(plan, int(batch), neurons + synapses, neurons[plan.input].a_in, neurons[plan.valid].a_in,
+    return StockNetwork(plan, int(timesteps), neurons + synapses, neurons[plan.input].a_in, neurons[plan.valid].a_in,
                         neurons[plan.output.unit].s_out, {name: neurons[s.unit].s_out for name, s in plan.taps.items()},
                         {graph.output: plan.latency, **{name: s.arrival for name, s in plan.taps.items()}})
