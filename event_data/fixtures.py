@@ -16,8 +16,8 @@ import numpy as np
 from PIL import Image
 
 from .events import make_events
-from .hardvs import (BACKGROUND_RGB, CLASS_FILE, FRAME_LIST_DIR, FRAME_NAME, FRAME_ROOT, NUM_CLASSES, OFF_RGB,
-                     ON_RGB, SENSOR_SIZE)
+from .hardvs import (BACKGROUND_RGB, CLASS_FILE, FRAME_LIST_DIR, FRAME_NAME, FRAME_ROOT, HARDVS, NUM_CLASSES,
+                     OFF_RGB, ON_RGB, SENSOR_SIZE)
 
 #: the separators of the real ``HARDVS_300_class.txt`` (``Action001-L type``, ``Action002 wink_``,
 #: ``Action014- Alternate``, ``Action116 - jumping jack``), cycled through by the fixture
@@ -47,13 +47,16 @@ class FixtureTree:
 
 
 def class_name(number: int) -> str:
-    return f"synthetic activity {number:03d}"
+    """The published name of class ``ActionNNN`` (1-based)."""
+    return HARDVS.classes[number - 1]
 
 
-def write_class_file(path: os.PathLike) -> Path:
-    """300 lines ``ActionNNN<sep><name>`` with the real file's mixed separators."""
+def write_class_file(path: os.PathLike, names=None) -> Path:
+    """300 lines ``ActionNNN<sep><name>`` of ``names`` (default: the published ones), with the real
+    file's separators cycled through."""
     path = Path(path)
-    path.write_text("\n".join(f"Action{n:03d}{CLASS_SEPARATORS[n % len(CLASS_SEPARATORS)]}{class_name(n)}"
+    names = HARDVS.classes if names is None else names
+    path.write_text("\n".join(f"Action{n:03d}{CLASS_SEPARATORS[n % len(CLASS_SEPARATORS)]}{names[n - 1]}"
                               for n in range(1, NUM_CLASSES + 1)))
     return path
 

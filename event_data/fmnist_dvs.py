@@ -130,13 +130,17 @@ def emulate(images_u8: np.ndarray, seeds: Sequence[int], sensor: SaccadeSensor =
 class FashionMNISTDVS:
     """tonic-style dataset: ``dataset[i] -> (events, label)`` of Fashion-MNIST seen by ``SaccadeSensor``.
 
-    ``sensor_size = (34, 34, 2)``; events use tonic's dtype; ``transform`` / ``target_transform``
-    are applied as in tonic. Images come from Debian's Fashion-MNIST (or ``data_dir``); each
-    sample's noise and threshold mismatch are seeded by (``seed``, split, index).
+    Like tonic's datasets, the class declares its format: ``classes`` (Fashion-MNIST's 10 names),
+    ``sensor_size = (34, 34, 2)``, the event ``dtype`` (tonic's) and its field ``ordering``;
+    ``transform`` / ``target_transform`` are applied as in tonic. Images come from Debian's
+    Fashion-MNIST (or ``data_dir``); each sample's noise and threshold mismatch are seeded by
+    (``seed``, split, index).
     """
     classes = CLASSES
     sensor = SaccadeSensor()
     sensor_size = sensor.sensor_size
+    dtype = EVENT_DTYPE
+    ordering = EVENT_DTYPE.names
 
     def __init__(self, split: str = "train", *, data_dir=None, transform: Optional[Callable] = None,
                  target_transform: Optional[Callable] = None, seed: int = 0):

@@ -8,7 +8,7 @@ extracts it)::
 
     ROOT/train_label.txt, val_label.txt, test_label.txt
     ROOT/action_001/dvSave-2021_10_15_19_18_02.npz      keys t, x, y, p (one array each)
-    ROOT/HARDVS_300_class.txt                            optional
+    ROOT/HARDVS_300_class.txt                            optional (must agree with the published one)
 
 A list line is ``action_NNN/dvSave-... [label]``. The class is the folder's ``NNN - 1`` (0..299),
 as SpikingJelly derives it; a label column, when present, must agree with it, 0- or 1-based
@@ -62,6 +62,8 @@ NUM_CLASSES = 300
 SPLITS = ("train", "val", "test")
 RELEASES = ("events", "frames")
 CLASS_FILE = "HARDVS_300_class.txt"
+#: the class file as Event-AHU/HARDVS publishes it (commit a770ff5, Apache-2.0), shipped as package data
+PUBLISHED_CLASS_FILE = Path(__file__).with_name(CLASS_FILE)
 FRAME_LIST_DIR = "HarDvs300_list"
 FRAME_ROOT = "rawframes"
 FRAME_NAME = "{:08}.png"
@@ -80,11 +82,6 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise EventDataError(f"{path}: not a UTF-8 text file ({exc})") from exc
-
-
-def numbered_classes() -> Tuple[str, ...]:
-    """Class names when ``HARDVS_300_class.txt`` is absent: ``Action001`` ... ``Action300``."""
-    return tuple(f"Action{n:03d}" for n in range(1, NUM_CLASSES + 1))
 
 
 def parse_class_file(path: os.PathLike) -> Tuple[str, ...]:
@@ -108,6 +105,19 @@ def parse_class_file(path: os.PathLike) -> Tuple[str, ...]:
         raise EventDataError(f"{path}: {len(absent)} of {NUM_CLASSES} classes missing, e.g. "
                              f"{', '.join(f'Action{n:03d}' for n in absent[:5])}")
     return tuple(names[n] for n in range(1, NUM_CLASSES + 1))
+
+
+def check_class_file(path: os.PathLike, published: Tuple[str, ...]) -> Tuple[str, ...]:
+    """The names of a release folder's own ``HARDVS_300_class.txt``, refused unless they are the
+    published ones."""
+    names = parse_class_file(path)
+    differ = [n for n, (a, b) in enumerate(zip(names, published), 1) if a != b]
+    if differ:
+        n = differ[0]
+        raise EventDataError(f"{path}: {len(differ)} class name(s) differ from the published {CLASS_FILE} "
+                             f"(Event-AHU/HARDVS), e.g. Action{n:03d} is {names[n - 1]!r} here, {published[n - 1]!r} "
+                             f"there; the labels of this folder would not mean what the model's classes mean")
+    return names
 
 
 def find_list_file(root: os.PathLike, split: str) -> Path:
@@ -302,12 +312,17 @@ class HARDVS:
     ``(uint8 frames (n_frames, 2, H, W), label)`` (frames release); see the module docstring.
 
     ``release="auto"`` picks the release from the list file's column count. ``transform`` /
-    ``target_transform`` are applied as in tonic; ``classes`` holds the 300 names;
-    ``missing`` the listed clips that are absent and skipped.
+    ``target_transform`` are applied as in tonic; ``missing`` holds the listed clips that are absent
+    and skipped.
+
+    Like tonic's datasets, the class declares its format: ``classes`` (the 300 names of the published
+    ``HARDVS_300_class.txt``; a release folder's own copy must agree), ``sensor_size`` (W, H, P) of the
+    DAVIS346, the event ``dtype`` and its field ``ordering``.
     """
+    classes = parse_class_file(PUBLISHED_CLASS_FILE)
     sensor_size = SENSOR_SIZE
     dtype = EVENT_DTYPE
-    ordering = "xytp"
+    ordering = EVENT_DTYPE.names
 
     def __init__(self, root: os.PathLike, split: str = "train", *, release: str = "auto", n_frames: int = 8,
                  transform: Optional[Callable] = None, target_transform: Optional[Callable] = None):
@@ -330,7 +345,7 @@ class HARDVS:
             raise EventDataError(f"{self.list_file}: lines are in the {detected} release's format, "
                                  f"but release={release!r} was asked for")
         self.release = detected
-        self.classes = self._classes()
+        self._check_class_file()
         if detected == "events":
             listed = _event_clips(self.list_file, self.root)
             present = [clip.path.is_file() for clip in listed]
@@ -350,11 +365,10 @@ class HARDVS:
             raise EventDataError(f"{self.list_file}: none of the {len(listed)} listed clips exist under {self.root}")
         self.targets = np.array([clip.label for clip in self.clips], dtype=np.int64)
 
-    def _classes(self) -> Tuple[str, ...]:
-        for folder in (self.root, self.list_file.parent):
+    def _check_class_file(self) -> None:
+        for folder in dict.fromkeys((self.root, self.list_file.parent)):
             if (folder / CLASS_FILE).is_file():
-                return parse_class_file(folder / CLASS_FILE)
-        return numbered_classes()
+                check_class_file(folder / CLASS_FILE, self.classes)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from event_data import EVENT_DTYPE, EventDataError, make_events
-from event_data.fixtures import (T0_US, class_name, write_event_npz, write_hardvs_events_tree,
+from event_data.fixtures import (T0_US, class_name, write_class_file, write_event_npz, write_hardvs_events_tree,
                                  write_hardvs_frames_tree)
 from event_data.hardvs import (HARDVS, FitFrames, decode_event_png, fit_factor, hardvs_for_model,
                                model_transform, parse_class_file, read_event_npz, sample_frame_indices)
@@ -65,10 +65,20 @@ def test_class_names_parsed_from_every_separator_style(events_tree, tmp_path):
     assert names[299] == "activity 300"
 
 
-def test_class_names_fall_back_to_numbers(tmp_path):
+def test_class_names_are_the_published_ones_with_or_without_a_folder_copy(tmp_path):
     write_hardvs_events_tree(tmp_path, labels=(4,), clips=SMALL, events_per_clip=5, class_file=False)
-    classes = HARDVS(tmp_path, "test").classes
-    assert len(classes) == 300 and classes[0] == "Action001" and classes[299] == "Action300"
+    assert HARDVS(tmp_path, "test").classes == HARDVS.classes and len(HARDVS.classes) == 300
+
+
+def test_a_folder_class_file_that_disagrees_is_refused(tmp_path):
+    write_hardvs_events_tree(tmp_path, labels=(4,), clips=SMALL, events_per_clip=5)
+    names = list(HARDVS.classes)
+    names[4] = "Four Step Run"
+    write_class_file(tmp_path / "HARDVS_300_class.txt", names)
+    with pytest.raises(EventDataError, match=r"HARDVS_300_class.txt: 1 class name\(s\) differ from the published "
+                                             r"HARDVS_300_class.txt \(Event-AHU/HARDVS\), e.g. Action005 is "
+                                             r"'Four Step Run' here, 'Three Step Run' there"):
+        HARDVS(tmp_path, "test")
 
 
 @pytest.mark.parametrize("label_base", [0, 1, None])
