@@ -96,6 +96,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
+def _add_events_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--events", nargs="+", default=None, metavar="FILE",
+                   help=f"event-camera recordings (.aedat4 DV/DAVIS, .bin N-MNIST/ATIS, .npz HAR-DVS, .npy tonic "
+                        f"event array), fitted to the model's input as its input contract says: {what} "
+                        f"(instead of a test set)")
+    p.add_argument("--sensor", nargs=2, type=positive_int, default=None, metavar=("W", "H"),
+                   help="sensor width and height, for recordings that do not store it (.bin, .npy; .npz: "
+                        "default 346 260, HAR-DVS's DAVIS346)")
+    p.add_argument("--labels", nargs="+", type=non_negative_int, default=None, metavar="CLASS",
+                   help="with --events: the true class of each recording, for the accuracy per step")
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     from .training.config import TrainConfig
     defaults = TrainConfig()
@@ -245,6 +257,11 @@ def cmd_evaluate(args) -> int:
     from .training.checkpoint import load_model
     from .training.train import evaluate
     model, _ = load_model(args.checkpoint, **({"timesteps": args.timesteps} if args.timesteps else {}))
+    if args.events:
+        from .recordings import pytorch_recordings
+        result = pytorch_recordings(model, args.events, sensor_size=args.sensor, labels=args.labels,
+                                    name=str(args.checkpoint))
+        return _report_recordings(result, args.out)
     test_set = _load_sets(args, model.cfg, train=False)[1].subset(args.test_subset)
     loss, acc = evaluate(model, test_set)
     print(json.dumps({"checkpoint": str(args.checkpoint), "model": model.cfg.name, "timesteps": model.timesteps,
@@ -295,7 +312,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _report_recordings(result, out) -> int:
+    if out:
+        result.save(out)
+    print(result.table(), file=sys.stderr)
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
 def cmd_run_lava(args) -> int:
+    if args.events:
+        from .recordings import run_recordings
+        result = run_recordings(args.model, args.events, sensor_size=args.sensor, tag=args.tag,
+                                granularity=args.granularity, steps=args.steps, labels=args.labels)
+        return _report_recordings(result, args.out)
     from .lava.evaluate import evaluate_on_lava
     result = evaluate_on_lava(args.model, data=args.data, root=args.data_dir, tag=args.tag,
                               granularity=args.granularity, samples=args.images, batch=args.batch, steps=args.steps)
@@ -348,9 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train on Fashion-MNIST or event data, then evaluate and report energy")
     _train_args(p)
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("evaluate", help="top-1 accuracy of a checkpoint on the Fashion-MNIST test set")
+    p = sub.add_parser("evaluate", help="top-1 accuracy of a checkpoint on its test set, or its decisions on "
+                                        "event recordings (--events)")
     p.add_argument("checkpoint")
     p.add_argument("--timesteps", type=positive_int, default=None)
+    _add_events_args(p, "PyTorch's decision after each timestep")
+    p.add_argument("--out", type=output_folder, default=None,
+                   help="with --events: folder for recordings.json and recording_decisions.png")
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
     p = sub.add_parser("energy", help="per-layer firing rates and App. B energy of a checkpoint")
@@ -382,7 +416,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=positive_int, default=64)
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--out", type=output_folder, default=None, help="folder for lava_eval.json, lava_decisions.png and (fine "
-                                               "granularity) lava_rates.png, lava_raster.png")
+                                               "granularity) lava_rates.png, lava_raster.png; with --events: "
+                                               "recordings.json and recording_decisions.png")
+    _add_events_args(p, "stream them into Lava and print the decision per Lava step next to the float (or, "
+                        "fixed_pt, integer) reference's on the same frames")
     _add_data_args(p)
     p.set_defaults(func=cmd_run_lava)
     p = sub.add_parser("loihi-report", help="Loihi 2 fit of an export: neurons, synapses, bits, cores, limits broken")

@@ -13,6 +13,7 @@ PACKAGES = ("lava_spikeformer", "event_data")
 TORCH_FREE = ["lava_spikeformer.graph", "lava_spikeformer.lava.processes.models", "lava_spikeformer.lava.bindings",
               "lava_spikeformer.analysis.loihi", "lava_spikeformer.analysis.evaluation", "event_data",
               "event_data.transforms", "event_data.hardvs", "event_data.fmnist_dvs", "event_data.sources",
+              "event_data.recordings",
               "lava_spikeformer.data.idx"]
 
 
