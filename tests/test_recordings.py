@@ -232,3 +232,25 @@ def test_hardvs_classes_are_the_published_300():
     assert len(HARDVS.classes) == 300
     assert HARDVS.classes[:3] == ("L type clamp back", "wink_ Blink an eye", "W type clamp back")
     assert HARDVS.classes[299] == "Mobile Card 3" and FashionMNISTDVS.classes[9] == "Ankle boot"
+
+
+# ---------------------------------------------------------------------------- plots (item 6)
+def test_lava_raster_is_a_time_course_against_the_lava_step(tmp_path):
+    """Timestep t of a layer arriving at step a is drawn at step a + t: T > 1 spreads over T steps per
+    layer, and even T = 1 walks through the pipeline instead of being one column."""
+    from lava_spikeformer.analysis.evaluation import LavaEvaluation
+    spikes = np.zeros((4, 3))
+    spikes[[0, 2, 3], [0, 1, 2]] = 1
+    evaluation = LavaEvaluation(model="m.h5", data="fmnist-dvs", tag="floating_pt", granularity="fine", images=1,
+                                accuracy=1.0, accuracy_per_step=[0.0] * 9, steps_per_second_incl_startup=1.0,
+                                latency_steps=5, timesteps=4, firing_rates={"a": 0.25, "b": 0.25},
+                                raster={"a": spikes, "b": spikes}, raster_arrival={"a": 1, "b": 4})
+    fig = evaluation.raster_figure()
+    ax = fig.axes[0]
+    drawn = [sorted(c.get_offsets()[:, 0].tolist()) for c in ax.collections]
+    assert drawn == [[1, 3, 4], [4, 6, 7]]
+    assert ax.get_xlabel() == "Lava step" and ax.get_xlim() == (-0.5, 8.5)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a (1)", "b (4)"]
+    paths = evaluation.plot(tmp_path)
+    assert [p.name for p in paths] == ["lava_decisions.png", "lava_rates.png", "lava_raster.png"]
+    assert "raster" not in json.dumps(evaluation.to_dict())

@@ -25,8 +25,10 @@ class LavaEvaluation:
     latency_steps: int
     timesteps: int
     firing_rates: Dict[str, float] = field(default_factory=dict)     # fine granularity: per neuron layer
-    raster: Optional[np.ndarray] = field(default=None, repr=False)   # [T, neurons] of sample 0, last layer
-    raster_layer: str = ""
+    #: fine granularity: per spiking layer, spikes [T, neurons] of sample 0 (up to 40 neurons that fire)
+    raster: Optional[Dict[str, np.ndarray]] = field(default=None, repr=False)
+    #: the Lava step at which each raster layer's timestep 0 arrives (``graph.arrival()``)
+    raster_arrival: Dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def mean_firing_rate(self) -> Optional[float]:
@@ -35,6 +37,7 @@ class LavaEvaluation:
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("raster")
+        d.pop("raster_arrival")
         d["mean_firing_rate"] = self.mean_firing_rate
         return d
 
@@ -71,16 +74,36 @@ class LavaEvaluation:
             ax.set(ylabel="firing rate", title="Lava: firing rate per neuron layer")
             fig.tight_layout()
             fig.savefig(paths[-1], dpi=100)
-        if self.raster is not None:
+        if self.raster:
             paths.append(out / "lava_raster.png")
-            t, n = np.nonzero(self.raster)
-            fig = Figure(figsize=(8, 3))
-            ax = fig.subplots()
-            ax.scatter(t, n, s=4, marker="|")
-            ax.set(xlabel="timestep", ylabel="neuron", title=f"Lava spike raster: {self.raster_layer} (sample 0)")
-            fig.tight_layout()
-            fig.savefig(paths[-1], dpi=100)
+            self.raster_figure().savefig(paths[-1], dpi=100)
         return paths
+
+    def raster_figure(self):
+        """The spikes of sample 0 in every probed layer against the Lava step: timestep t of a layer
+        sits at step ``arrival + t``, so the raster is a time course -- the T timesteps of each layer
+        side by side, the layers one synapse step apart along the pipeline (also for T = 1) -- with
+        the logits leaving from step L."""
+        from matplotlib.figure import Figure
+        layers = list(self.raster)
+        steps = self.latency_steps + self.timesteps
+        fig = Figure(figsize=(10, 1.2 + 0.16 * len(layers)))
+        ax = fig.subplots()
+        for row, name in enumerate(layers):
+            spikes = np.asarray(self.raster[name])
+            t, neuron = np.nonzero(spikes)
+            width = max(spikes.shape[1], 1)
+            ax.scatter(self.raster_arrival.get(name, 0) + t, row + neuron / width, s=3, marker="|",
+                       color=f"C{row % 10}")
+        ax.axvline(self.latency_steps, color="gray", ls=":", label=f"logits leave from step L={self.latency_steps}")
+        ax.set_yticks([row + 0.5 for row in range(len(layers))],
+                      [f"{name} ({self.raster_arrival.get(name, 0)})" for name in layers], fontsize=5)
+        ax.set(xlabel="Lava step", xlim=(-0.5, steps - 0.5), ylim=(0, len(layers)),
+               title=f"Lava spike raster, sample 0 of {self.data} (T={self.timesteps}): up to 40 firing neurons "
+                     f"per layer (arrival step)")
+        ax.legend(loc="upper left", fontsize=7)
+        fig.tight_layout()
+        return fig
 
     def save(self, out_dir) -> List[Path]:
         """``lava_eval.json`` and the plots."""

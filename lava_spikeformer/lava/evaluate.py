@@ -21,6 +21,7 @@ from lava_spikeformer.lava.run import EventStreams, run
 #: image data sets Lava can evaluate on: name -> (root -> (uint8 images [N, C, H, W], labels))
 IMAGE_TESTS = {"fmnist": lambda root: (lambda x: (x[0][:, None], x[1]))(fashion_mnist_arrays("test", root))}
 DATA_SETS = (*IMAGE_TESTS, *STREAM_SOURCES)
+RASTER_NEURONS = 40
 
 
 def resolve_data(graph: Graph, data: Optional[str], where: str = "the export") -> str:
@@ -67,7 +68,7 @@ def evaluate_on_lava(model: Union[Graph, os.PathLike], *, data: Optional[str] = 
                        np.array([label for _, label in part]))
         batches = stream_batches()
     probes = [n.name for n in graph.nodes if n.spec.output == "spikes"] if granularity == "fine" else []
-    correct, per_step, seconds, steps_run = 0, 0, 0.0, 0
+    correct, per_step, seconds, steps_run, arrival = 0, 0, 0.0, 0, graph.arrival()
     spike_sums, spike_counts, raster = {p: 0.0 for p in probes}, {p: 0 for p in probes}, None
     for inputs, y in tqdm(batches, total=-(-count // batch), desc=f"lava {tag} {granularity} {data}",
                           disable=not progress):
@@ -79,12 +80,14 @@ def evaluate_on_lava(model: Union[Graph, os.PathLike], *, data: Optional[str] = 
         for p in probes:
             spike_sums[p] += float(result.outputs[p].sum())
             spike_counts[p] += result.outputs[p].size
-        if probes and raster is None:
-            last = result.outputs[probes[-1]][:, 0]
-            raster = last.reshape(len(last), -1)
+        if probes and raster is None:                       # sample 0: up to 40 neurons that fire, per layer
+            raster = {}
+            for p in probes:
+                spikes = result.outputs[p][:, 0].reshape(graph.timesteps, -1)
+                raster[p] = spikes[:, np.flatnonzero(spikes.any(0))[:RASTER_NEURONS]]
     return LavaEvaluation(
         model=name, data=data, tag=tag, granularity=granularity, images=count, accuracy=correct / count,
         accuracy_per_step=[round(float(a), 4) for a in per_step / count],
         steps_per_second_incl_startup=steps_run / seconds, latency_steps=graph.latency, timesteps=graph.timesteps,
         firing_rates={p: spike_sums[p] / spike_counts[p] for p in probes}, raster=raster,
-        raster_layer=probes[-1] if probes else "")
+        raster_arrival={p: arrival[p] for p in probes} if probes else {})
