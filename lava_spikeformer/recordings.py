@@ -137,13 +137,17 @@ class RecordingDecisions:
                                for n, path in enumerate(self.files)]}
 
     def plot(self, out_dir) -> Path:
-        """``recording_decisions.png``: the class decided after each step, per recording (Lava's line
-        against the Lava step, the reference's markers at the same steps); with labels, the accuracy
-        per step below it."""
-        from matplotlib.figure import Figure    # no pyplot: the caller's backend stays as it is
+        """Writes ``figure()`` to ``out_dir/recording_decisions.png``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         path = out / "recording_decisions.png"
+        self.figure().savefig(path, dpi=100)
+        return path
+
+    def figure(self):
+        """The class decided after each step, per recording (Lava's line against the Lava step, the
+        reference's markers at the same steps); with labels, the accuracy per step below it."""
+        from matplotlib.figure import Figure    # no pyplot: the caller's backend stays as it is
         lava = self.lava_decisions is not None
         steps = self.lava_steps if lava else np.repeat(np.arange(self.timesteps)[:, None], len(self.files), 1)
         rows = 2 if self.labels is not None else 1
@@ -172,8 +176,7 @@ class RecordingDecisions:
             axes[1].set(ylabel="decision accuracy %", ylim=(-5, 105))
         axes[-1].set(xlabel="Lava step" if lava else "timestep")
         fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        return path
+        return fig
 
     def save(self, out_dir) -> List[Path]:
         """``recordings.json`` and ``recording_decisions.png``."""
