@@ -199,22 +199,18 @@ def _train_config(args, world_size: int = 1):
     return paper_config(args.recipe, model=given["model"], world_size=world_size, batch_size=batch_size, **explicit)
 
 
-def _energy(model, data, n_images: int, out_dir: Path | None):
-    """App. B energy from PyTorch spike counts; a quantized model is counted on its float twin (same
-    weights: the quantized forward has no per-module spike hooks)."""
-    from .analysis import energy_report
-    if model.cfg.neuron_mode == "fixed":
-        from .nn import MetaSpikeFormer
-        twin = MetaSpikeFormer(model.cfg.replace(neuron_mode="float"))
-        twin.load_state_dict(model.state_dict())
-        model = twin
+def _energy(model, data, n_images: int, out_dir: Path | None, precision: str = "float"):
+    """App. B energy in both views (``analysis.energy``): the exported graph, run by the reference
+    simulator (what runs on Lava: the figure reported), and the paper's convention on the PyTorch
+    training graph beside it. A quantized model is counted on its float twin (same weights)."""
+    from .analysis import energy_views
     subset = data.subset(n_images)
-    batches = (subset.batch(slice(i, i + 250)) for i in range(0, len(subset), 250))
-    report = energy_report(model, batches, static_input=not model.cfg.event_input)
+    batches = [subset.batch(slice(i, i + 250)) for i in range(0, len(subset), 250)]
+    views = energy_views(model, batches, precision=precision)
     if out_dir is not None:
-        report.save_json(out_dir / "energy.json")
-        report.plot(out_dir / "energy.png")
-    return report
+        views.save_json(out_dir / "energy.json")
+        views.plot(out_dir / "energy.png")
+    return views
 
 
 def cmd_train(args) -> int:
@@ -244,7 +240,8 @@ def _train_and_report(args, dist) -> int:
                "epochs": result["epoch"], "test_acc": result["test_acc"],
                "train_seconds": sum(r["train_seconds"] for r in read_metrics(out / "metrics.csv")),
                "wall_seconds": result["elapsed_seconds"],
-               "mean_spike_rate": report.mean_spike_rate, "energy_mj": report.total_mj}
+               "mean_spike_rate": report.mean_spike_rate, "energy_mj": report.total_mj,
+               "energy_mj_paper": report.paper.total_mj}
     from .fileio import atomic_write
     atomic_write(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2)))
     print(report.table())
@@ -276,8 +273,8 @@ def cmd_energy(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         out.mkdir(parents=True, exist_ok=True)
-    report = _energy(model, test_set, args.images, out)
-    print(report.table())
+    views = _energy(model, test_set, args.images, out, args.precision)
+    print(views.paper.table() if args.view == "paper" else views.table())
     return 0
 
 
@@ -387,10 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --events: folder for recordings.json and recording_decisions.png")
     _add_data_args(p)
     p.set_defaults(func=cmd_evaluate)
-    p = sub.add_parser("energy", help="per-layer firing rates and App. B energy of a checkpoint")
+    p = sub.add_parser("energy", help="per-layer firing rates and App. B energy of a checkpoint: of the exported "
+                                      "graph that runs on Lava, with the paper's training-graph figure beside it")
     p.add_argument("checkpoint")
     p.add_argument("--images", type=positive_int, default=500)
     p.add_argument("--timesteps", type=positive_int, default=None)
+    p.add_argument("--view", choices=("deployed", "paper"), default="deployed",
+                   help="per-layer table to print: deployed (default; the exported graph, each RepConv one 3x3 conv "
+                        "on spikes; followed by both views per block) or paper (the training graph, App. B as the "
+                        "paper applies it). energy.json holds both")
+    p.add_argument("--precision", choices=("float", "fixed"), default="float",
+                   help="the deployed view's spike rates from the float64 reference simulator (default) or the "
+                        "integer network (what Lava fixed_pt runs)")
     p.add_argument("--out", type=output_folder, default=None, help="folder for energy.json and energy.png")
     _add_data_args(p)
     p.set_defaults(func=cmd_energy)

@@ -1,9 +1,10 @@
-"""Reading models and runs: energy (App. B, from PyTorch spike counts), the Loihi 2 fit report (from a
-graph), evaluation results of Lava runs. Lazy, so the graph-only reports do not load torch."""
+"""Reading models and runs: energy (App. B, of the exported graph and of the training graph), the Loihi 2
+fit report (from a graph), evaluation results of Lava runs. Lazy, so the graph-only reports do not load torch."""
 from importlib import import_module
 
 _LAZY = {"E_AC_PJ": "energy", "E_MAC_PJ": "energy", "EnergyReport": "energy", "LayerEnergy": "energy",
-         "energy_report": "energy", "LoihiReport": "loihi", "loihi_report": "loihi",
+         "energy_report": "energy", "graph_energy_report": "energy", "energy_views": "energy",
+         "EnergyViews": "energy", "LoihiReport": "loihi", "loihi_report": "loihi",
          "LavaEvaluation": "evaluation"}
 
 
