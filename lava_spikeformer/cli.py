@@ -415,9 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run-lava", help="run an export on Lava (CPU backend): accuracy, steps/s, plots")
     p.add_argument("model", help="an .h5 export")
     p.add_argument("--tag", choices=("floating_pt", "fixed_pt"), default="floating_pt")
-    p.add_argument("--granularity", choices=("fine", "fused"), default="fused")
+    p.add_argument("--granularity", choices=("fine", "fused", "loihi"), default="fused",
+                   help="fused/fine: this project's processes, the batch in lock step; loihi: lava-nc's stock "
+                        "processes only (fixed_pt), samples streamed one after another")
     p.add_argument("--steps", type=positive_int, default=None,
-                   help="Lava steps per batch (default and minimum: T + latency)")
+                   help="Lava steps per batch (default and minimum: T + latency; loihi: batch * T + latency)")
     p.add_argument("--images", type=positive_int, default=64)
     p.add_argument("--batch", type=positive_int, default=32)
     p.add_argument("--out", type=output_folder, default=None, help="folder for lava_eval.json, lava_decisions.png and (fine "

@@ -149,3 +149,22 @@ def test_cost_of_one_sdsa3_by_hand():
     assert {k: cost[k] for k in ("neurons", "synapses", "latency", "extra_neurons", "extra_synapses")} == dict(
         neurons=2 * units + h * d * d + 120, synapses=6 * units, latency=4,
         extra_neurons=2 * units + h * d * d, extra_synapses=6 * units)
+
+
+# ----------------------------------------------------------------------------- 5. the command line
+def test_run_lava_cli_on_stock_processes(tmp_path, capsys):
+    """``run-lava --granularity loihi``: the samples streamed through stock processes decide as the
+    fused fixed_pt network (bit-identical logits); the per-step curve follows each sample from its start."""
+    import json
+
+    from lava_spikeformer.cli import main
+    results = {}
+    for granularity in ("fused", "loihi"):
+        assert main(["run-lava", str(SMALL28), "--granularity", granularity, "--tag", "fixed_pt", "--images", "3",
+                     "--batch", "3"]) == 0
+        results[granularity] = json.loads(capsys.readouterr().out)
+    fused, loihi = results["fused"], results["loihi"]
+    assert loihi["accuracy"] == fused["accuracy"]
+    latency = read_graph(SMALL28).timesteps + stock.lower(read_graph(SMALL28)).latency
+    assert len(loihi["accuracy_per_step"]) == latency
+    assert loihi["accuracy_per_step"][-1] == loihi["accuracy"] and max(loihi["accuracy_per_step"][:latency - 1]) == 0

@@ -43,6 +43,16 @@ def resolve_data(graph: Graph, data: Optional[str], where: str = "the export") -
     return data
 
 
+def _per_sample_steps(result, timesteps: int) -> np.ndarray:
+    """``[B, steps]`` decisions counted from each sample's own first step: samples streamed one after
+    another (the 'loihi' granularity) start every T steps and are followed for T + L steps; a
+    lock-step batch starts together."""
+    if not result.streamed:
+        return result.decisions.T
+    span = timesteps + result.latency
+    return np.stack([result.decisions[b * timesteps:b * timesteps + span, b] for b in range(result.decisions.shape[1])])
+
+
 def evaluate_on_lava(model: Union[Graph, os.PathLike], *, data: Optional[str] = None, root=None,
                      tag: str = "floating_pt", granularity: str = "fused", samples: int = 64, batch: int = 32,
                      steps: Optional[int] = None, progress: bool = True) -> LavaEvaluation:
@@ -68,15 +78,16 @@ def evaluate_on_lava(model: Union[Graph, os.PathLike], *, data: Optional[str] = 
                        np.array([label for _, label in part]))
         batches = stream_batches()
     probes = [n.name for n in graph.nodes if n.spec.output == "spikes"] if granularity == "fine" else []
-    correct, per_step, seconds, steps_run, arrival = 0, 0, 0.0, 0, graph.arrival()
+    correct, per_step, seconds, steps_run, arrival, latency = 0, 0, 0.0, 0, graph.arrival(), graph.latency
     spike_sums, spike_counts, raster = {p: 0.0 for p in probes}, {p: 0 for p in probes}, None
     for inputs, y in tqdm(batches, total=-(-count // batch), desc=f"lava {tag} {granularity} {data}",
                           disable=not progress):
         result = run(graph, inputs, granularity=granularity, tag=tag, probes=probes, steps=steps, decisions=True)
         seconds += result.seconds
+        latency = result.latency
         steps_run += result.steps
         correct += int((result.outputs[graph.output].mean(0).argmax(1) == y).sum())
-        per_step = per_step + (result.decisions == y).sum(1)
+        per_step = per_step + (_per_sample_steps(result, graph.timesteps) == y[:, None]).sum(0)
         for p in probes:
             spike_sums[p] += float(result.outputs[p].sum())
             spike_counts[p] += result.outputs[p].size
@@ -88,6 +99,6 @@ def evaluate_on_lava(model: Union[Graph, os.PathLike], *, data: Optional[str] = 
     return LavaEvaluation(
         model=name, data=data, tag=tag, granularity=granularity, images=count, accuracy=correct / count,
         accuracy_per_step=[round(float(a), 4) for a in per_step / count],
-        steps_per_second_incl_startup=steps_run / seconds, latency_steps=graph.latency, timesteps=graph.timesteps,
+        steps_per_second_incl_startup=steps_run / seconds, latency_steps=latency, timesteps=graph.timesteps,
         firing_rates={p: spike_sums[p] / spike_counts[p] for p in probes}, raster=raster,
         raster_arrival={p: arrival[p] for p in probes} if probes else {})

@@ -51,6 +51,7 @@ class RunResult:
     latency: int                         # L: timestep t leaves at step t + L
     steps: int
     seconds: float                       # wall time of build + run + stop
+    streamed: bool = False               # samples one after another (sample b's timestep t at step b*T + t + L)
 
 
 @contextlib.contextmanager
@@ -202,7 +203,7 @@ def _run_stock(graph: Graph, inputs, probes: Tuple[str, ...], steps: Optional[in
                 batch, timesteps, *graph.by_name[name].shape)
             outputs[name] = np.swapaxes(per_sample, 0, 1).copy()
     chosen = _sequential_decisions(outputs[graph.output], net.latency, steps) if decisions else None
-    return RunResult(outputs, chosen, net.latency, steps, time.perf_counter() - t0)
+    return RunResult(outputs, chosen, net.latency, steps, time.perf_counter() - t0, streamed=True)
 
 
 def run(model: Union[Graph, os.PathLike], inputs, *, granularity: str = "fused", tag: str = "floating_pt",
@@ -289,5 +290,4 @@ def stream_events(model: Union[Graph, os.PathLike], streams: Sequence[np.ndarray
     graph = model if isinstance(model, Graph) else read_graph(model)
     result = run(graph, EventStreams(streams, sensor_size, size, downsample, denoise_us), granularity=granularity,
                  tag=tag, steps=steps, decisions=True)
-    return StreamResult(result.decisions, result.outputs[graph.output], result.latency,
-                        granularity == stock.GRANULARITY)
+    return StreamResult(result.decisions, result.outputs[graph.output], result.latency, result.streamed)
