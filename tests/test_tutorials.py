@@ -12,7 +12,7 @@ from nbclient import NotebookClient
 TUTORIALS = Path(__file__).resolve().parents[1] / "tutorials"
 #: notebook -> inline PNG outputs it must show (a plot drawn after a library switched pyplot to
 #: the file backend Agg would silently go missing)
-PLOTS = {"01_train_and_export": 2, "02_run_on_lava": 2, "03_event_streams": 4, "04_energy_and_loihi": 3,
+PLOTS = {"01_train_and_export": 2, "02_run_on_lava": 2, "03_event_streams": 4, "04_energy_and_loihi": 4,
          "05_deploy_on_loihi_processes": 2}
 KERNEL = "lava-spikeformer-tests"
 CELL_TIMEOUT_S = 600        # idle, the longest cell takes seconds; CI machines are shared
