@@ -127,6 +127,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--train-subset", type=positive_int, default=None)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random shift/flip")
+    p.add_argument("--random-erasing", type=_finite_float(0.0, 1.0), default=defaults.random_erasing, metavar="P",
+                   help="Fashion-MNIST: erase a random rectangle of each training image with probability P")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast while training (eval stays float32)")
     p.add_argument("--quantized", action="store_true",
                    help="quantization-aware training: the forward is the deployed integer network (Lava fixed_pt "

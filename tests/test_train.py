@@ -95,3 +95,23 @@ def test_t1_then_t4_finetune_via_cli(tmp_path, fmnist):
     assert _rows(t4 / "metrics.csv")[0]["timesteps"] == "4"
     for name in ("energy.json", "energy.png", "summary.json", "curves.png"):
         assert (t4 / name).exists(), name
+
+
+def test_random_erasing_draws_from_the_run_generator(fmnist, tmp_path):
+    """Every image erased at P=1: one zero rectangle of 2-33 % of the image (Fashion-MNIST's background
+    is 0), the same rectangles for the same generator state (a resumed run repeats them), none at P=0."""
+    from lava_spikeformer.data.fashion_mnist import random_erase
+    train_set = fmnist[0]
+    images = train_set.images[:64].clone()
+    images[images == 0] = 1                                   # make every erased pixel countable
+    erased = random_erase(images, torch.Generator().manual_seed(3), 1.0)
+    again = random_erase(images, torch.Generator().manual_seed(3), 1.0)
+    assert torch.equal(erased, again) and torch.equal(images, train_set.images[:64].clamp(min=1))   # input kept
+    fraction = (erased == 0).flatten(1).float().mean(1)
+    assert fraction.min() >= 0.015 and fraction.max() <= 0.36, (fraction.min(), fraction.max())
+    for image in erased[:, 0]:                                # the zeros form one rectangle
+        rows, cols = torch.nonzero(image == 0, as_tuple=True)
+        assert len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    assert torch.equal(random_erase(images, torch.Generator().manual_seed(3), 0.0), images)
+    with pytest.raises(ValueError, match="random_erasing"):
+        train(TrainConfig(epochs=1, random_erasing=1.5, out_dir=str(tmp_path)), train_set, fmnist[1])

@@ -22,6 +22,7 @@ class TrainConfig:
     finetune_from: Optional[str] = None      # a T=1 checkpoint to start a T>1 finetune from
     resume: bool = False
     augment: bool = True
+    random_erasing: float = 0.0              # Fashion-MNIST: probability of erasing a rectangle (with augment)
     amp: bool = False                        # bfloat16 autocast for training (CPU: 1.4x faster per step)
     epoch_eval_subset: Optional[int] = None  # evaluate the first N test images after each epoch, all at the end
     eval_batch_size: int = 500

@@ -175,6 +175,12 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_set, test_set = train_set.subset(cfg.train_subset), test_set.subset(cfg.test_subset)
+    if cfg.random_erasing:
+        if not 0 < cfg.random_erasing <= 1 or not hasattr(train_set, "erase_prob"):
+            raise ValueError(f"random_erasing must lie in (0, 1] and applies to Fashion-MNIST image sets "
+                             f"(image folders: the recipe's re_prob); got {cfg.random_erasing!r} for "
+                             f"{type(train_set).__name__}")
+        train_set = dataclasses.replace(train_set, erase_prob=float(cfg.random_erasing))
     model = _build_model(cfg).to(device)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(train_set)))) / cfg.batch_size)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
