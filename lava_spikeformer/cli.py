@@ -119,6 +119,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=_finite_float(0.0, low_open=True), default=defaults.lr)
     p.add_argument("--weight-decay", type=_finite_float(0.0), default=defaults.weight_decay)
     p.add_argument("--warmup-epochs", type=_finite_float(0.0), default=defaults.warmup_epochs)
+    p.add_argument("--label-smoothing", type=_finite_float(0.0, 1.0), default=defaults.label_smoothing)
     p.add_argument("--timesteps", type=positive_int, default=None,
                    help=f"T (default: the model's; with --finetune-from a T=1 checkpoint: {FINETUNE_TIMESTEPS}, "
                         f"the paper's finetune; from a T>1 checkpoint: its T)")

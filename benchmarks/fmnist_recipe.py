@@ -1,0 +1,116 @@
+"""Benchmark: the Fashion-MNIST recipe of issue 18, one change at a time at the same budget, then a
+T=4 finetune of a chosen run. Every run is a normal ``lava-spikeformer train`` run folder under
+``--root``; a run interrupted (the machine's session ended) is resumed with ``--resume`` and ends
+with the weights an uninterrupted run would have (tests/test_train.py), so the benchmark can be
+spread over several sittings: re-run the same command.
+
+    python benchmarks/fmnist_recipe.py --epochs 20                       # every variant below
+    python benchmarks/fmnist_recipe.py --epochs 20 --only base erase      # some of them
+    python benchmarks/fmnist_recipe.py --finetune base --finetune-epochs 3
+
+Prints the README table (params, T, epochs, training minutes, top-1 on the full 10k, train accuracy,
+spike rate, energy of the deployed graph) and writes the per-epoch test curves of all runs to
+``--curves`` (PNG).
+"""
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from lava_spikeformer.cli import main
+
+COMMON = ["--model", "meta_spikeformer_small28", "--amp", "--epoch-eval-subset", "2000", "--warmup-epochs", "1"]
+#: one change at a time against ``base`` (shift +-2 / flip, label smoothing 0.1, AdamW 2e-3, cosine)
+VARIANTS = {
+    "base": [],
+    "no_augment": ["--no-augment"],
+    "erase": ["--random-erasing", "0.25"],
+    "no_smoothing": ["--label-smoothing", "0"],
+}
+
+
+def _rows(run: Path):
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _finished(run: Path, epochs: int) -> bool:
+    return (run / "summary.json").exists() and len(_rows(run)) >= epochs
+
+
+def _train(run: Path, epochs: int, extra, threads: int) -> int:
+    if _finished(run, epochs):
+        return 0
+    resume = ["--resume"] if (run / "checkpoint.pt").exists() else []
+    return main(["train", *COMMON, "--epochs", str(epochs), "--out", str(run), "--threads", str(threads),
+                 *extra, *resume])
+
+
+def _table(runs) -> str:
+    lines = ["| run | params | T | epochs | training time | top-1 (10k) | train acc (last epoch) | spike rate "
+             "| energy (deployed graph) |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, run in runs:
+        if not (run / "summary.json").exists():
+            lines.append(f"| {name} | (running: {len(_rows(run)) if (run / 'metrics.csv').exists() else 0} epochs) "
+                         f"| | | | | | | |")
+            continue
+        s, last = json.loads((run / "summary.json").read_text()), _rows(run)[-1]
+        lines.append(f"| {name} | {s['params']:,} | {s['timesteps']} | {s['epochs']} | {s['train_seconds'] / 60:.1f} min "
+                     f"| {100 * s['test_acc']:.2f} % | {100 * float(last['train_acc']):.2f} % "
+                     f"| {s['mean_spike_rate']:.4f} | {1e3 * s['energy_mj']:.1f} µJ |")
+    return "\n".join(lines)
+
+
+def _curves(runs, path: Path) -> None:
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for name, run in runs:
+        if (run / "metrics.csv").exists():
+            rows = _rows(run)
+            epochs = [int(r["epoch"]) for r in rows]
+            ax.plot(epochs, [100 * float(r["test_acc"]) for r in rows], "o-", ms=3, label=f"{name}: test")
+            ax.plot(epochs, [100 * float(r["train_acc"]) for r in rows], ":", color=ax.lines[-1].get_color(),
+                    label=f"{name}: train")
+    ax.set(xlabel="epoch", ylabel="top-1 %", title="meta_spikeformer_small28 on Fashion-MNIST "
+                                                   "(test: 2,000 images per epoch, 10k after the last)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def cli() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="runs/recipe")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--only", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--finetune", choices=sorted(VARIANTS), default=None,
+                        help="finetune this (finished) run at T=4 instead of training the variants")
+    parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--curves", default="benchmarks/results/fmnist_recipe_curves.png")
+    args = parser.parse_args()
+    root = Path(args.root)
+    runs = [(name, root / name) for name in args.only]
+    if args.finetune:
+        source = root / args.finetune
+        if not _finished(source, 1):
+            raise SystemExit(f"--finetune {args.finetune}: {source} has no finished run")
+        run = root / f"{args.finetune}_t4"
+        rc = _train(run, args.finetune_epochs, ["--finetune-from", str(source / "checkpoint.pt"), "--timesteps", "4",
+                                                "--lr", "2e-4", "--warmup-epochs", "0"], args.threads)
+        runs = [(args.finetune, source), (f"{args.finetune} -> T=4", run)]
+    else:
+        rc = 0
+        for name, run in runs:
+            rc = rc or _train(run, args.epochs, VARIANTS[name], args.threads)
+    print(_table(runs))
+    _curves(runs, Path(args.curves))
+    print(f"wrote {args.curves}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
