@@ -73,8 +73,7 @@ def _curves(runs, path: Path) -> None:
             ax.plot(epochs, [100 * float(r["test_acc"]) for r in rows], "o-", ms=3, label=f"{name}: test")
             ax.plot(epochs, [100 * float(r["train_acc"]) for r in rows], ":", color=ax.lines[-1].get_color(),
                     label=f"{name}: train")
-    ax.set(xlabel="epoch", ylabel="top-1 %", title="meta_spikeformer_small28 on Fashion-MNIST "
-                                                   "(test: 2,000 images per epoch, 10k after the last)")
+    ax.set(xlabel="epoch", ylabel="top-1 %", title="small28, Fashion-MNIST (test: 2,000 per epoch, 10k after the last)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
