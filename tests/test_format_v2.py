@@ -53,6 +53,41 @@ def test_integers_only_file_runs_the_same_integer_network(model, tmp_path):
         simulate(b, x)
 
 
+def test_builders_take_the_files_integers_as_stored(model, tmp_path):
+    """Nothing is re-quantized at load: an integers-only file whose first conv stores channel 0 as
+    mantissas 2 with exponent 3 (0.25 each; re-quantizing would give 64 with exponent 8) reaches the
+    integer reference, lava-nc's Sparse synapses and our fixed_pt Conv Vars as stored; the values,
+    and so every output, equal those of the re-quantized encoding."""
+    from lava_spikeformer.lava import stock
+    from lava_spikeformer.lava.bindings import BuildContext, binding_of
+
+    def with_channel0(name, m0, e0):
+        path = export_hdf5(model, tmp_path / name, integers_only=True)
+        with h5py.File(path, "a") as f:
+            conv = next(f["layer"][k] for k in f["layer"] if f["layer"][k]["name"][()] == b"s0.down.conv")
+            mant, exp = conv["weight_mant"][()], conv["weight_exp"][()]
+            mant[0], exp[0] = m0, e0
+            conv["weight_mant"][...], conv["weight_exp"][...] = mant, exp
+        return read_graph(path)
+
+    graph, requantized = with_channel0("stored.h5", 2, 3), with_channel0("requantized.h5", 64, 8)
+    node = graph.by_name["s0.down.conv"]
+    assert fixed.quantize_weight(node.params["weight"])[1][0] == 8            # what re-quantizing would give
+    ints = fixed.node_integers(node)
+    assert (ints["weight_mant"][0] == 2).all() and ints["weight_exp"][0] == 3
+    plan = stock.lower(graph)
+    rows = node.shape[1] * node.shape[2]                                     # channel 0's output neurons
+    weights = {(syn.exp, int(v)) for syn in plan.synapses if syn.node == node.name and syn.src != plan.valid
+               for v in np.unique(syn.matrix[:rows].data)}
+    assert weights == {(-3, 2)}                                              # graded input: floor(2x * 2**-3)
+    ctx = BuildContext(shape_in=(1, *graph.input.shape), valid_from=0, active_steps=0, spike_input=False)
+    proc = binding_of(node).build(node, ctx)
+    assert (proc.weight_mant.init[0] == 2).all() and proc.weight_exp.init[0] == 3
+    x = np.random.default_rng(0).normal(size=(2, 1, 28, 28))
+    np.testing.assert_array_equal(simulate(graph, x, precision="fixed")[graph.output],
+                                  simulate(requantized, x, precision="fixed")[graph.output])
+
+
 def test_version_1_files_still_load(model, tmp_path):
     """A v1 file is a v2 file without the integer fields (and without ``float_params``)."""
     path = export_hdf5(model, tmp_path / "m.h5")

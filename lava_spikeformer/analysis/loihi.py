@@ -351,7 +351,8 @@ class _Counter:
 
     def _synapse(self, node: Node, sources, row: dict) -> None:
         src = sources[0]
-        mantissa, exponent = fixed.quantize_weight(node.params["weight"])
+        ints = fixed.node_integers(node)
+        mantissa, exponent = ints["weight_mant"], ints["weight_exp"]
         mask = (mantissa != 0).astype(np.int64)
         if mantissa.ndim == 4:                     # a convolution
             fan_in, fan_out = _conv_connections(node, src.shape, mask)
@@ -407,14 +408,15 @@ def _synapse_bound(node: Node, mantissa, exponent, in_bound: int, spike_input: b
     shift = exponent - fixed.FRAC_BITS if spike_input else exponent
     acc = [int(a) * in_bound for a in np.abs(mantissa).reshape(len(mantissa), -1).sum(1)]
     out = [-(-a >> int(s)) if s > 0 else a << int(-s) for a, s in zip(acc, shift)]
-    if "bias" in node.params:
-        out = [o + abs(int(b)) for o, b in zip(out, fixed.quantize_bias(node.params["bias"]))]
+    bias = fixed.units(fixed.node_integers(node), "bias")
+    if bias is not None:
+        out = [o + abs(int(b)) for o, b in zip(out, bias)]
     return max(out)
 
 
 def _check_synapse(node: Node, distinct: List[int], broken) -> None:
     """One weight exponent per process (Lava's Dense/Sparse). Biases are not checked: the integer network
-    holds them as 8-bit synaptic weights of an always-on line (``fixed.quantize_bias``)."""
+    holds them as 8-bit synaptic weights of an always-on line (``bias_mant << bias_exp``)."""
     if len(distinct) > 1:
         lo, hi = distinct[0], distinct[-1]
         broken(node.name, "per_channel_exponent", len(distinct),

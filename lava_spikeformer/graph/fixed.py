@@ -115,6 +115,22 @@ def integers(params) -> dict:
     return out
 
 
+def node_integers(node) -> dict:
+    """The integers a chip holds for a node's parameters (``INTEGER_FIELDS`` names, int64): those a
+    version-2 file stored (``Node.integers``: nothing is re-quantized at load), else the quantization
+    of its float parameters (a graph made in memory, as the exporter writes it)."""
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in node.integers.items()}
+    missing = {k: v for k, v in node.params.items() if INTEGER_FIELDS[k][0] not in out}
+    out.update({k: np.asarray(v, dtype=np.int64) for k, v in integers(missing).items()})
+    return out
+
+
+def units(ints: dict, key: str):
+    """A stored bias or scale in 1/64 units (``mantissa << k``), or None if the node has none."""
+    mant, exp = INTEGER_FIELDS[key]
+    return (ints[mant] << ints[exp]) if mant in ints else None
+
+
 def from_integers(key: str, mantissa: np.ndarray, exponent: np.ndarray) -> np.ndarray:
     """The float64 value of a stored integer parameter (exact: dyadic); ``integers(from_integers(..))``
     gives the same network (a channel's mantissas may be rescaled by a power of two, not its values)."""
@@ -169,9 +185,10 @@ class FixedSynapse(kernels.Kernel):
 
     def __init__(self, node, spike_input: bool):
         super().__init__(node)
-        self.mantissa, exponent = quantize_weight(node.params["weight"])
+        ints = node_integers(node)
+        self.mantissa, exponent = ints["weight_mant"], ints["weight_exp"]
         self.shift = exponent - FRAC_BITS if spike_input else exponent
-        self.bias = quantize_bias(node.params["bias"]) if "bias" in node.params else None
+        self.bias = units(ints, "bias")
 
     def step(self, inputs):
         # Integer sums computed in float64 BLAS: exact while |sum| < 2**53 (here < 2**40: 8-bit
@@ -189,10 +206,11 @@ class FixedSynapse(kernels.Kernel):
         return y if bias is None else y + bias
 
 
-def sdsa_drive_fixed(q, k, v, variant: int, heads: int, scale) -> np.ndarray:
-    """The integer twin of ``kernels.sdsa_drive``: counts times the quantized scale (SDSA-3/4) or 64."""
+def sdsa_drive_fixed(q, k, v, variant: int, heads: int, scale_units) -> np.ndarray:
+    """The integer twin of ``kernels.sdsa_drive``: counts times the head scales in 1/64 units
+    (``units(node_integers(node), 'scale')``; SDSA-3/4) or 64."""
     if variant >= 3:
-        return kernels.sdsa_drive(q, k, v, variant, heads, quantize_scale(scale))
+        return kernels.sdsa_drive(q, k, v, variant, heads, scale_units)
     return kernels.sdsa_drive(q, k, v, variant, heads, None) * ONE
 
 

@@ -33,6 +33,9 @@ class Node:
     params: Mapping[str, np.ndarray] = field(default_factory=dict)
     attrs: Mapping[str, object] = field(default_factory=dict)
     block: str = ""
+    #: the integers a chip holds for ``params`` (``fixed.INTEGER_FIELDS``), as a version-2 file stores
+    #: them; empty for a graph made in memory (``fixed.node_integers`` quantizes its floats then)
+    integers: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def spec(self):

@@ -74,8 +74,8 @@ def write_graph(graph: Graph, path: os.PathLike, *, integers_only: bool = False)
                 if not integers_only and graph.float_params:
                     for key, value in node.params.items():
                         g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
-                for key, value in fixed.integers(node.params).items():
-                    g.create_dataset(key, data=value)
+                for key, value in fixed.node_integers(node).items():
+                    g.create_dataset(key, data=value.astype(np.int8))
                 spec = OPS[node.op]
                 if spec.role == "synapse":
                     g.create_dataset("num_message_bits",
@@ -191,6 +191,8 @@ def _read_integers(g: h5py.Group, key: str, where: str):
         raise ExportError(f"{where}/{exp}: shape {e.shape} does not fit {mant} {m.shape}")
     if e.size and (e.min() < -8 or e.max() > 24):
         raise ExportError(f"{where}/{exp}: exponents must lie in -8..24, got {e.min()}..{e.max()}")
+    if key != "weight" and e.size and e.min() < 0:
+        raise ExportError(f"{where}/{exp}: a {key} is mantissa << exponent, exponents >= 0; got {e.min()}")
     return m, e
 
 
@@ -203,14 +205,16 @@ def _read_node(g: h5py.Group, where: str, version: int, floats: bool) -> Node:
     inputs = tuple(_text(s) for s in _read(g, "inputs", where))
     shape = tuple(_int(s, f"{where}/shape") for s in np.atleast_1d(_read(g, "shape", where)))
     block = _text(g["block"][()]) if "block" in g else legacy_block(name)
-    params, stored = {}, {}
+    params, stored, integers = {}, {}, {}
     for key in spec.params + spec.optional_params:
         stored_integers = version >= 2 and fixed.INTEGER_FIELDS[key][0] in g
         if key not in g:
             if key in spec.params and (floats or not stored_integers):
                 raise ExportError(f"{where}/{key}: missing (required for type {op!r})")
             if stored_integers and not floats:        # a fixed-point-only file: the chip's integers
-                params[key] = fixed.from_integers(key, *_read_integers(g, key, where))
+                m, e = _read_integers(g, key, where)
+                params[key] = fixed.from_integers(key, m, e)
+                integers.update(zip(fixed.INTEGER_FIELDS[key], (m, e)))
             continue
         try:
             value = np.asarray(g[key][()], dtype=np.float64)
@@ -221,6 +225,7 @@ def _read_node(g: h5py.Group, where: str, version: int, floats: bool) -> Node:
         params[key] = value
         if stored_integers:                            # both: checked once the graph is valid
             stored[key] = _read_integers(g, key, where)
+            integers.update(zip(fixed.INTEGER_FIELDS[key], stored[key]))
     attrs = {key: _int(_read(g, key, where), f"{where}/{key}") for key in spec.int_attrs}
     if spec.neuron:
         if "neuron" not in g:
@@ -236,7 +241,7 @@ def _read_node(g: h5py.Group, where: str, version: int, floats: bool) -> Node:
     lo, hi = spec.arity
     if not lo <= len(inputs) <= hi:
         raise ExportError(f"{where}: {op} takes {lo}..{hi} inputs, got {len(inputs)}")
-    return Node(name, op, inputs, shape, params, attrs, block), stored
+    return Node(name, op, inputs, shape, params, attrs, block, integers), stored
 
 
 def _check_integers(node: Node, stored: dict, where: str) -> None:

@@ -141,11 +141,12 @@ class SDSAKernel(Kernel):
     """SDSA-1..4 on spikes ``q, [k,] v`` (see ``nn.attention``), the attention LIF included; the
     drive and LIF functions are the float ones or those of ``graph.fixed``."""
 
-    def __init__(self, node, drive_fn: Callable = sdsa_drive, step_fn: Callable = lif_step):
+    def __init__(self, node, drive_fn: Callable = sdsa_drive, step_fn: Callable = lif_step, scale=None):
         super().__init__(node)
         self.variant = int(node.attrs["variant"])
         self.heads = int(node.attrs["heads"])
         self.drive_fn = drive_fn
+        self.scale = node.params.get("scale") if scale is None else scale
         self.lif = LIFState(node.attrs["threshold"], node.attrs["tau"], step_fn)
 
     def reset(self):
@@ -153,7 +154,7 @@ class SDSAKernel(Kernel):
 
     def step(self, inputs):
         q, k, v = (inputs[0], None, inputs[1]) if self.variant == 2 else inputs
-        drive = self.drive_fn(q, k, v, self.variant, self.heads, self.node.params.get("scale"))
+        drive = self.drive_fn(q, k, v, self.variant, self.heads, self.scale)
         return sdsa_output(self.lif.step(drive), q, v, self.variant)
 
 

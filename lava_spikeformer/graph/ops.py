@@ -165,7 +165,8 @@ register_op(OpSpec(
 register_op(OpSpec(
     "sdsa", (2, 3), "attention", "spikes", _same_as_inputs,
     float_kernel=_same(kernels.SDSAKernel),
-    fixed_kernel=lambda node, spike_input: kernels.SDSAKernel(node, fixed.sdsa_drive_fixed, fixed.lif_step_fixed),
+    fixed_kernel=lambda node, spike_input: kernels.SDSAKernel(node, fixed.sdsa_drive_fixed, fixed.lif_step_fixed,
+                                                               fixed.units(fixed.node_integers(node), "scale")),
     latency=1, optional_params=("scale",), int_attrs=("variant", "heads"), neuron=True, check=_check_sdsa,
     netx_plain="plain netx has no spike-driven self-attention"))
 register_op(OpSpec(

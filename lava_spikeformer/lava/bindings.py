@@ -12,7 +12,7 @@ from typing import Callable, Dict, List
 
 from lava.magma.core.process.process import AbstractProcess
 
-from lava_spikeformer.graph import Node
+from lava_spikeformer.graph import Node, fixed
 from lava_spikeformer.graph.ops import OPS
 from lava_spikeformer.lava.processes.process import SDSA, Conv, DelayLine, Dense, GradedAdd, LIF, SpatialMean
 
@@ -49,14 +49,14 @@ def _window(ctx: BuildContext) -> dict:
 
 bind("conv", lambda n, ctx: Conv(shape_in=ctx.shape_in, weight=n.params["weight"], bias=n.params.get("bias"),
                                  stride=n.attrs["stride"], padding=n.attrs["padding"], groups=n.attrs["groups"],
-                                 name=n.name, **_window(ctx)), "a_out")
+                                 integers=fixed.node_integers(n), name=n.name, **_window(ctx)), "a_out")
 bind("dense", lambda n, ctx: Dense(shape_in=ctx.shape_in, weight=n.params["weight"], bias=n.params.get("bias"),
-                                   name=n.name, **_window(ctx)), "a_out")
+                                   integers=fixed.node_integers(n), name=n.name, **_window(ctx)), "a_out")
 bind("lif", lambda n, ctx: LIF(shape=ctx.shape_in, threshold=n.attrs["threshold"], tau=n.attrs["tau"], name=n.name),
      "s_out")
 bind("sdsa", lambda n, ctx: SDSA(shape=ctx.shape_in, variant=n.attrs["variant"], heads=n.attrs["heads"],
                                  scale=n.params.get("scale"), threshold=n.attrs["threshold"], tau=n.attrs["tau"],
-                                 name=n.name),
+                                 integers=fixed.node_integers(n), name=n.name),
      "s_out", lambda proc, n: [proc.q_in, proc.v_in] if n.attrs["variant"] == 2 else [proc.q_in, proc.k_in, proc.v_in])
 bind("add", lambda n, ctx: GradedAdd(shape=ctx.shape_in, name=n.name), "a_out")
 bind("mean", lambda n, ctx: SpatialMean(shape_in=ctx.shape_in, name=n.name), "a_out")

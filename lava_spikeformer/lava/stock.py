@@ -262,7 +262,8 @@ class _Lowering:
 def _synapse(lo: _Lowering, node, x: Value, spike_input: bool, valid: Signal) -> Sum:
     """conv / dense: one term per weight-exponent group, plus the bias from the data-valid line."""
     x = lo.signal(x)
-    mantissa, exponent = fixed.quantize_weight(node.params["weight"])
+    ints = fixed.node_integers(node)
+    mantissa, exponent = ints["weight_mant"], ints["weight_exp"]
     shift = exponent - fixed.FRAC_BITS if spike_input else exponent
     if node.op == "conv":
         a = node.attrs
@@ -272,8 +273,8 @@ def _synapse(lo: _Lowering, node, x: Value, spike_input: bool, valid: Signal) ->
         matrix = sp.csr_matrix(mantissa.reshape(len(mantissa), -1))
     per_channel = matrix.shape[0] // len(mantissa)
     terms = [Term(x, part, -s, node.name) for s, part in split_rows(matrix, np.repeat(shift, per_channel)).items()]
-    if "bias" in node.params:
-        bias, k = fixed.quantize_integer(fixed.quantize_input(node.params["bias"]))
+    if "bias_mant" in ints:
+        bias, k = ints["bias_mant"], ints["bias_exp"]
         column = sp.csr_matrix(np.repeat(bias, per_channel).reshape(-1, 1))
         terms += [Term(valid, part, kk, node.name)
                   for kk, part in split_rows(column, np.repeat(k, per_channel)).items() if part.nnz]
@@ -310,7 +311,8 @@ def _sdsa3(lo: _Lowering, node, q: Signal, k: Signal, v: Signal) -> Signal:
     lo.connect(Signal(m, at + 1, False, n_m), gather(m_idx, n_m), 0, prod, "a_in2", at_prod)
     lo.connect(q, gather(qk_idx, n_in), 0, prod, "a_in1", at_prod)
     att = lo.lif(n_in, node.attrs["threshold"], node.attrs["tau"], at_prod + 1)
-    scale, exp = fixed.quantize_integer(fixed.quantize_input(node.params["scale"]))
+    ints = fixed.node_integers(node)
+    scale, exp = ints["scale_mant"], ints["scale_exp"]
     products = Signal(prod, at_prod, False, units)
     for e in np.unique(exp):
         weight = np.where(exp[h] == e, scale[h], 0)

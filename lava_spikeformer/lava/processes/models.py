@@ -5,9 +5,9 @@ Every model computes with the numpy kernels of ``lava_spikeformer.graph`` (``ker
 ``fixed`` for the integer network, both reached through the op registry) — the same code as the reference simulator — so a Lava run
 differs from the reference only by message passing and pipeline latency. Synaptic models (Conv,
 Dense, SDSA) deliver one step after their input arrives, as Lava's Dense does; neurons, sums and
-pooling act within the step. Fixed-point models keep the float weights of their Process and
-quantize them once, exactly as ``graph.fixed`` does; their messages are integers (spikes 0/1,
-graded values in units of 1/64) computed in int64.
+pooling act within the step. Fixed-point models compute with the integer Vars of their Process
+(weight/bias/scale mantissas and exponents, as the export stores them), through ``graph.fixed``;
+their messages are integers (spikes 0/1, graded values in units of 1/64) computed in int64.
 
 Absolute imports only: Lava's compiler executes this file as a top-level module.
 """
@@ -89,17 +89,27 @@ class _SynapseModel(_Model):
         self.a_out.send(ready)
 
 
-class _ConvModel(_SynapseModel):
+class _SynapseIntegers:
+    def integers(self) -> dict:
+        """The chip's integers of this synapse (fixed_pt computes with these only)."""
+        if not self.FIXED:
+            return {}
+        fields = ("weight_mant", "weight_exp", "bias_mant", "bias_exp")
+        return {f: getattr(self, f) for f in fields}
+
+
+class _ConvModel(_SynapseIntegers, _SynapseModel):
     def node(self):
         p = self.proc_params
         return Node("conv", "conv", ("x",), p["shape_out"][1:], {"weight": self.weight, "bias": self.bias},
-                    {"stride": p["stride"], "padding": p["padding"], "groups": p["groups"]})
+                    {"stride": p["stride"], "padding": p["padding"], "groups": p["groups"]},
+                    integers=self.integers())
 
 
-class _DenseModel(_SynapseModel):
+class _DenseModel(_SynapseIntegers, _SynapseModel):
     def node(self):
         return Node("dense", "dense", ("x",), self.proc_params["shape_out"][1:],
-                    {"weight": self.weight, "bias": self.bias})
+                    {"weight": self.weight, "bias": self.bias}, integers=self.integers())
 
 
 @implements(proc=Conv, protocol=LoihiProtocol)
@@ -110,6 +120,10 @@ class PyConvModelFloat(_ConvModel):
     a_out: PyOutPort = _out(FLOAT)
     weight: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     bias: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+    weight_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    weight_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=Conv, protocol=LoihiProtocol)
@@ -121,6 +135,10 @@ class PyConvModelFixed(_ConvModel):
     a_out: PyOutPort = _out(INT)
     weight: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     bias: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+    weight_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    weight_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=Dense, protocol=LoihiProtocol)
@@ -131,6 +149,10 @@ class PyDenseModelFloat(_DenseModel):
     a_out: PyOutPort = _out(FLOAT)
     weight: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     bias: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+    weight_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    weight_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 @implements(proc=Dense, protocol=LoihiProtocol)
@@ -142,6 +164,10 @@ class PyDenseModelFixed(_DenseModel):
     a_out: PyOutPort = _out(INT)
     weight: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     bias: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+    weight_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    weight_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    bias_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
 
 
 # ---------------------------------------------------------------------------- neurons
@@ -187,8 +213,11 @@ class _SDSAModel(_LIFModel):
     def step(self) -> None:
         q, k, v = self.recv(self.q_in), self.recv(self.k_in), self.recv(self.v_in)
         variant, heads = self.proc_params["variant"], self.proc_params["heads"]
-        drive_fn = fixed.sdsa_drive_fixed if self.FIXED else kernels.sdsa_drive
-        spikes = self.lif_step(drive_fn(q, k, v, variant, heads, self.scale))
+        if self.FIXED:
+            drive = fixed.sdsa_drive_fixed(q, k, v, variant, heads, self.scale_mant << self.scale_exp)
+        else:
+            drive = kernels.sdsa_drive(q, k, v, variant, heads, self.scale)
+        spikes = self.lif_step(drive)
         ready, self._pending = self._pending, kernels.sdsa_output(spikes, q, v, variant)
         self.s_out.send(ready)
 
@@ -203,6 +232,8 @@ class PySDSAModelFloat(_SDSAModel):
     s_out: PyOutPort = _out(FLOAT)
     h: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     scale: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+    scale_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    scale_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
     threshold: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     tau: np.ndarray = LavaPyType(np.ndarray, FLOAT)
 
@@ -218,6 +249,8 @@ class PySDSAModelFixed(_SDSAModel):
     s_out: PyOutPort = _out(INT)
     h: np.ndarray = LavaPyType(np.ndarray, np.int64)
     scale: np.ndarray = LavaPyType(np.ndarray, FLOAT)
+    scale_mant: np.ndarray = LavaPyType(np.ndarray, np.int64)
+    scale_exp: np.ndarray = LavaPyType(np.ndarray, np.int64)
     threshold: np.ndarray = LavaPyType(np.ndarray, FLOAT)
     tau: np.ndarray = LavaPyType(np.ndarray, FLOAT)
 

@@ -7,13 +7,16 @@ first input reaches them (netx's sequential round-trip differs in its first step
 ``active_steps`` (0: unlimited) ends that window after as many steps, when the input is known to
 last T steps: later outputs are never read, so a batch run skips their computation.
 ``spike_input`` tells a synapse's fixed-point model that its input is 0/1 spikes rather than graded
-values in units of 1/64 (``graph.fixed``).
+values in units of 1/64 (``graph.fixed``). Synapses and SDSA hold their parameters twice: the floats
+(``floating_pt``) and the integers a chip holds (``weight_mant``/``weight_exp``, ``bias_mant``/
+``bias_exp``, ``scale_mant``/``scale_exp``: ``fixed_pt``), given as read from an export
+(``fixed.node_integers``) or, when not given, quantized from the floats.
 
 Which Process runs which graph op is declared in ``lava/bindings.py``.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from lava.magma.core.process.ports.ports import InPort, OutPort
@@ -21,6 +24,7 @@ from lava.magma.core.process.process import AbstractProcess
 from lava.magma.core.process.variable import Var
 
 from event_data.events import require_events
+from lava_spikeformer.graph import fixed
 
 
 def _shape(name: str, shape) -> Tuple[int, ...]:
@@ -43,6 +47,17 @@ def _positive(name: str, value) -> float:
     return value
 
 
+def _integer_vars(proc: AbstractProcess, floats: dict, integers: Optional[Mapping]) -> None:
+    """One Var per integer field of ``floats``' parameters: ``integers`` where given, else quantized."""
+    given = dict(integers or {})
+    missing = {k: v for k, v in floats.items() if fixed.INTEGER_FIELDS[k][0] not in given}
+    given.update(fixed.integers(missing))
+    for key in floats:
+        for field in fixed.INTEGER_FIELDS[key]:
+            value = np.asarray(given[field], dtype=np.int64)
+            setattr(proc, field, Var(shape=value.shape, init=value))
+
+
 class _Process(AbstractProcess):
     """Validates before ``AbstractProcess.__init__``; Lava's destructor assumes that ran, so a rejected
     constructor call would print an AttributeError at garbage collection."""
@@ -63,7 +78,8 @@ class Conv(_Process):
 
     def __init__(self, *, shape_in: Sequence[int], weight: np.ndarray, bias: Optional[np.ndarray] = None,
                  stride: int = 1, padding: int = 0, groups: int = 1, valid_from: int = 0,
-                 active_steps: int = 0, spike_input: bool = False, name: Optional[str] = None):
+                 active_steps: int = 0, spike_input: bool = False, integers: Optional[Mapping] = None,
+                 name: Optional[str] = None):
         shape_in = _shape("shape_in", shape_in)
         weight = np.asarray(weight)
         if len(shape_in) != 4 or weight.ndim != 4:
@@ -85,6 +101,7 @@ class Conv(_Process):
         self.a_out = OutPort(shape=shape_out)
         self.weight = Var(shape=weight.shape, init=weight)
         self.bias = Var(shape=bias.shape, init=bias)
+        _integer_vars(self, {"weight": weight, "bias": bias}, integers)
 
 
 class Dense(_Process):
@@ -92,7 +109,7 @@ class Dense(_Process):
 
     def __init__(self, *, shape_in: Sequence[int], weight: np.ndarray, bias: Optional[np.ndarray] = None,
                  valid_from: int = 0, active_steps: int = 0, spike_input: bool = False,
-                 name: Optional[str] = None):
+                 integers: Optional[Mapping] = None, name: Optional[str] = None):
         shape_in = _shape("shape_in", shape_in)
         weight = np.asarray(weight)
         if weight.ndim != 2 or weight.shape[1] != int(np.prod(shape_in[1:])):
@@ -108,6 +125,7 @@ class Dense(_Process):
         self.a_out = OutPort(shape=shape_out)
         self.weight = Var(shape=weight.shape, init=weight)
         self.bias = Var(shape=bias.shape, init=bias)
+        _integer_vars(self, {"weight": weight, "bias": bias}, integers)
 
 
 class LIF(_Process):
@@ -131,7 +149,7 @@ class SDSA(_Process):
 
     def __init__(self, *, shape: Sequence[int], variant: int = 3, heads: int = 8,
                  scale: Optional[np.ndarray] = None, threshold: float = 0.5, tau: float = 2.0,
-                 name: Optional[str] = None):
+                 integers: Optional[Mapping] = None, name: Optional[str] = None):
         shape = _shape("shape", shape)
         if len(shape) != 4:
             raise ValueError(f"SDSA needs shape (B, C, H, W), got {shape}")
@@ -150,6 +168,7 @@ class SDSA(_Process):
         reduced = shape if variant in (3, 4) else shape[:2] + (1,)
         self.h = Var(shape=reduced, init=0)
         self.scale = Var(shape=scale.shape, init=scale)
+        _integer_vars(self, {"scale": scale}, integers)
         self.threshold = Var(shape=(1,), init=_positive("threshold", threshold))
         self.tau = Var(shape=(1,), init=_positive("tau", tau))
 
