@@ -35,7 +35,8 @@ def test_v2_stores_the_integers_lavas_processes_take(model, tmp_path):
         assert (lif["vth"][()], lif["dv"][()], lif["du"][()], lif["bias_mant"][()]) == (128, 2048, 4095, 1)
         attn = layers["s2.b1.attn.branch.attn"]
         np.testing.assert_array_equal(attn["scale_mant"][()] << attn["scale_exp"][()],
-                                      fixed.quantize_scale(graph.by_name["s2.b1.attn.branch.attn"].params["scale"]))
+                                      fixed.quantized_integer(fixed.quantize_input(
+                                          graph.by_name["s2.b1.attn.branch.attn"].params["scale"])))
 
 
 def test_integers_only_file_runs_the_same_integer_network(model, tmp_path):

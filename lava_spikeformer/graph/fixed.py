@@ -76,16 +76,6 @@ def quantized_integer(values) -> np.ndarray:
     return mantissa << k
 
 
-def quantize_bias(bias: np.ndarray) -> np.ndarray:
-    """A float bias in 1/64 units, as 8-bit mantissa << k (an always-on line's synaptic weight)."""
-    return quantized_integer(quantize_input(bias))
-
-
-def quantize_scale(scale: np.ndarray) -> np.ndarray:
-    """SDSA-3/4 head scales in 1/64 units, as 8-bit mantissa << k."""
-    return quantized_integer(quantize_input(scale))
-
-
 def mean_reciprocal(n: int) -> tuple:
     """``(m, k)``: the 8-bit mantissa and shift with ``m * 2**-k ~ 1/n`` (the largest ``k`` whose
     mantissa fits), exact when ``n`` is a power of two."""
@@ -115,14 +105,19 @@ def integers(params) -> dict:
     return out
 
 
-def node_integers(node) -> dict:
-    """The integers a chip holds for a node's parameters (``INTEGER_FIELDS`` names, int64): those a
-    version-2 file stored (``Node.integers``: nothing is re-quantized at load), else the quantization
-    of its float parameters (a graph made in memory, as the exporter writes it)."""
-    out = {k: np.asarray(v, dtype=np.int64) for k, v in node.integers.items()}
-    missing = {k: v for k, v in node.params.items() if INTEGER_FIELDS[k][0] not in out}
+def chip_integers(params, given) -> dict:
+    """The integers a chip holds for ``params`` (``INTEGER_FIELDS`` names, int64): those ``given``
+    (as a version-2 file stored them: nothing is re-quantized), the quantization of the rest."""
+    out = {k: np.asarray(v, dtype=np.int64) for k, v in given.items()}
+    missing = {k: v for k, v in params.items() if INTEGER_FIELDS[k][0] not in out}
     out.update({k: np.asarray(v, dtype=np.int64) for k, v in integers(missing).items()})
     return out
+
+
+def node_integers(node) -> dict:
+    """``chip_integers`` of a node: ``Node.integers`` as read from a file, else its quantized floats
+    (a graph made in memory, as the exporter writes it)."""
+    return chip_integers(node.params, node.integers)
 
 
 def units(ints: dict, key: str):

@@ -49,13 +49,8 @@ def _positive(name: str, value) -> float:
 
 def _integer_vars(proc: AbstractProcess, floats: dict, integers: Optional[Mapping]) -> None:
     """One Var per integer field of ``floats``' parameters: ``integers`` where given, else quantized."""
-    given = dict(integers or {})
-    missing = {k: v for k, v in floats.items() if fixed.INTEGER_FIELDS[k][0] not in given}
-    given.update(fixed.integers(missing))
-    for key in floats:
-        for field in fixed.INTEGER_FIELDS[key]:
-            value = np.asarray(given[field], dtype=np.int64)
-            setattr(proc, field, Var(shape=value.shape, init=value))
+    for field, value in fixed.chip_integers(floats, integers or {}).items():
+        setattr(proc, field, Var(shape=value.shape, init=value))
 
 
 class _Process(AbstractProcess):
