@@ -50,7 +50,7 @@ def _train(run: Path, epochs: int, extra, threads: int) -> int:
 def _table(runs) -> str:
     lines = ["| run | params | T | epochs | training time | top-1 (10k) | train acc (last epoch) | spike rate "
              "| energy (deployed graph) |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, run in runs:
+    for name, run, _ in runs:
         if not (run / "summary.json").exists():
             lines.append(f"| {name} | (running: {len(_rows(run)) if (run / 'metrics.csv').exists() else 0} epochs) "
                          f"| | | | | | | |")
@@ -63,17 +63,18 @@ def _table(runs) -> str:
 
 
 def _curves(runs, path: Path) -> None:
+    """Test and train accuracy per epoch; a finetune's epochs continue its source's on the x axis."""
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
-    for name, run in runs:
+    for name, run, offset in runs:
         if (run / "metrics.csv").exists():
             rows = _rows(run)
-            epochs = [int(r["epoch"]) for r in rows]
+            epochs = [offset + int(r["epoch"]) for r in rows]
             ax.plot(epochs, [100 * float(r["test_acc"]) for r in rows], "o-", ms=3, label=f"{name}: test")
             ax.plot(epochs, [100 * float(r["train_acc"]) for r in rows], ":", color=ax.lines[-1].get_color(),
                     label=f"{name}: train")
-    ax.set(xlabel="epoch", ylabel="top-1 %", title="small28, Fashion-MNIST (test: 2,000 per epoch, 10k after the last)")
+    ax.set(xlabel="epoch", ylabel="top-1 %", title="small28, Fashion-MNIST (test: 2,000 per epoch, 10k after a run's last)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,7 @@ def cli() -> int:
     parser.add_argument("--curves", default="benchmarks/results/fmnist_recipe_curves.png")
     args = parser.parse_args()
     root = Path(args.root)
-    runs = [(name, root / name) for name in args.only]
+    runs = [(name, root / name, 0) for name in args.only]
     if args.finetune:
         source = root / args.finetune
         if not _finished(source, 1):
@@ -100,10 +101,10 @@ def cli() -> int:
         run = root / f"{args.finetune}_t4"
         rc = _train(run, args.finetune_epochs, ["--finetune-from", str(source / "checkpoint.pt"), "--timesteps", "4",
                                                 "--lr", "2e-4", "--warmup-epochs", "0"], args.threads)
-        runs = [(args.finetune, source), (f"{args.finetune} -> T=4", run)]
+        runs = [(args.finetune, source, 0), (f"{args.finetune} -> T=4", run, len(_rows(source)))]
     else:
         rc = 0
-        for name, run in runs:
+        for name, run, _ in runs:
             rc = rc or _train(run, args.epochs, VARIANTS[name], args.threads)
     print(_table(runs))
     _curves(runs, Path(args.curves))
