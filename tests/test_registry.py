@@ -71,3 +71,15 @@ def test_registry_lists_the_family():
     assert set(ABLATIONS) == {"remove_sepconv", "channel_mlp", "linear_qkv", "linear_proj", "sdsa1", "sdsa2",
                               "sdsa4", "vs_shortcut", "sew_shortcut", "no_pyramid", "fully_cnn",
                               "fully_transformer"}
+
+
+def test_event_variants_differ_only_in_width():
+    """hardvs_medium is small28's layout on two polarities: its parameters are small28's plus the
+    first conv's second input channel (3x3x32); hardvs_small is the same layout at half width."""
+    small28, medium, small = (build_config(n) for n in ("meta_spikeformer_small28", "meta_spikeformer_hardvs_medium",
+                                                        "meta_spikeformer_hardvs_small"))
+    assert [s.dim for s in medium.stages] == [s.dim for s in small28.stages] == [2 * s.dim for s in small.stages]
+    assert medium.replace(stages=small.stages) == small.replace(name=medium.name)
+    medium_params, small28_params = (count_parameters(create_model(n)) for n in
+                                     ("meta_spikeformer_hardvs_medium", "meta_spikeformer_small28"))
+    assert medium_params == small28_params + 3 * 3 * 32 == 1_038_266
