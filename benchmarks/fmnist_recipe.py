@@ -98,7 +98,7 @@ def cli() -> int:
         source = root / args.finetune
         if not _finished(source, 1):
             raise SystemExit(f"--finetune {args.finetune}: {source} has no finished run")
-        run = root / f"{args.finetune}_t4"
+        run = root / f"{args.finetune}_t4_e{args.finetune_epochs}"       # its own cosine: a folder per length
         rc = _train(run, args.finetune_epochs, ["--finetune-from", str(source / "checkpoint.pt"), "--timesteps", "4",
                                                 "--lr", "2e-4", "--warmup-epochs", "0"], args.threads)
         runs = [(args.finetune, source, 0), (f"{args.finetune} -> T=4", run, len(_rows(source)))]
