@@ -232,8 +232,7 @@ def meta_spikeformer_hardvs_medium() -> ModelConfig:
     """``meta_spikeformer_hardvs_small`` at the full ``small_stages`` widths (32/64/128): the half-width
     one fits only ~90 % of its own Fashion-MNIST-DVS training clips (README, issue 18), so more
     capacity is the way past 90 %; ~2x its cost per clip."""
-    return ModelConfig("meta_spikeformer_hardvs_medium", small_stages(), in_channels=2, num_classes=10,
-                       img_size=32, timesteps=8, event_input=True, dataset="fmnist-dvs", **_SMALL)
+    return meta_spikeformer_hardvs_small().replace(name="meta_spikeformer_hardvs_medium", stages=small_stages())
 
 
 # --------------------------------------------------------------------------- Table-5 ablations
