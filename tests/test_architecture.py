@@ -92,3 +92,17 @@ def test_the_contract_depends_on_nothing_of_training_or_lava():
             assert all(d.startswith("event_data") or d in ("lava_spikeformer.data.idx", "lava_spikeformer.data",
                                                              "lava_spikeformer.graph.input", "lava_spikeformer")
                        or d.startswith("lava_spikeformer.graph") for d in deps), f"{module} imports {deps}"
+
+
+@pytest.mark.parametrize("method, ok", [("tqdm", True), ("spawn", False)])
+def test_lava_imports_after_the_start_method_was_fixed(method, ok):
+    """lava-nc sets multiprocessing's start method when imported, which used to fail after any tqdm bar
+    (building event frames, then running them on Lava); a non-fork method is refused by name."""
+    fix = ("from tqdm.auto import tqdm; list(tqdm(range(2)))" if method == "tqdm"
+           else "import multiprocessing; multiprocessing.set_start_method('spawn')")
+    code = f"{fix}; import lava_spikeformer.lava.run, multiprocessing; print(multiprocessing.get_start_method())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if ok:
+        assert out.returncode == 0 and out.stdout.strip() == "fork", out.stderr
+    else:
+        assert out.returncode != 0 and "start method to 'spawn' before importing Lava" in out.stderr
