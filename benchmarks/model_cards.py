@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lava_spikeformer.training.checkpoint import load_model
+from lava_spikeformer.training.checkpoint import load_model, save_checkpoint
 from lava_spikeformer.fileio import atomic_write
 from lava_spikeformer.nn.fold import to_graph
 from lava_spikeformer.nn import count_parameters
@@ -142,9 +141,6 @@ def main() -> int:
     model, payload = load_model(checkpoint)
     model.eval()
     graph = to_graph(model)
-    h5 = model.export_hdf5(out / f"{name}.h5")
-    if checkpoint.resolve() != (out / f"{name}.pt").resolve():
-        shutil.copyfile(checkpoint, out / f"{name}.pt")
     card = {
         "name": name, "model": model.cfg.name, "params": count_parameters(model), "timesteps": graph.timesteps,
         "input": list(graph.input.shape), "data": args.data, "export_format": "lava-spikeformer-netx v2",
@@ -162,6 +158,13 @@ def main() -> int:
     }
     if args.larger_subset:
         card["larger_subset"] = accuracies(model, graph, args.data, args.larger_subset, args.batch)
+    # the files are written once every figure is measured: a failed measurement leaves the shipped
+    # model, its export and its card as they were, consistent with each other
+    h5 = model.export_hdf5(out / f"{name}.h5")
+    if checkpoint.resolve() != (out / f"{name}.pt").resolve():
+        # weights only: a run's checkpoint.pt also holds the optimizer state (3x the size), which
+        # a shipped model has no use for (continue training with --finetune-from)
+        save_checkpoint(out / f"{name}.pt", model, **{k: payload[k] for k in ("epoch", "test_acc") if k in payload})
     atomic_write(out / f"{name}.json", lambda tmp: Path(tmp).write_text(json.dumps(card, indent=2) + "\n"))
     atomic_write(out / f"{name}.md", lambda tmp: Path(tmp).write_text(markdown(card)))
     print(json.dumps(card, indent=2))
