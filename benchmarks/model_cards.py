@@ -138,7 +138,10 @@ def main() -> int:
     run_dir = Path(args.run_dir) if args.run_dir else checkpoint.parent
     summary = json.loads((run_dir / "summary.json").read_text())
     train_config = json.loads((run_dir / "train_config.json").read_text())
-    model, payload = load_model(checkpoint)
+    # shipped as the float model whatever it was trained as: a quantization-aware run's checkpoint
+    # loads in fixed mode, but users and the tests expect PyTorch = Lava floating_pt from a shipped
+    # file; load_model(..., neuron_mode="fixed") gives its integer network (= Lava fixed_pt)
+    model, payload = load_model(checkpoint, neuron_mode="float")
     model.eval()
     graph = to_graph(model)
     card = {
