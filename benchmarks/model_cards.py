@@ -104,7 +104,7 @@ def markdown(card: dict) -> str:
 |---|---|---|---|---|
 {table}
 
-Full test set in PyTorch: **{100 * training['test_acc']:.2f} %**. Mean spike rate {card['mean_spike_rate']:.4f},
+Full test set, {training.get('test_acc_of', 'PyTorch (float32)')}: **{100 * training['test_acc']:.2f} %**. Mean spike rate {card['mean_spike_rate']:.4f},
 energy {card['energy_uj']:.1f} µJ per sample for the deployed (exported) graph, {card['energy_uj_paper']:.1f} µJ by
 the paper's convention on the training graph (App. B, 45 nm; {card['energy_samples']} test samples; the
 difference is the RepConvs, see `analysis/energy.py`). Lava runs: fused granularity,
@@ -128,6 +128,8 @@ def main() -> int:
                         help="test samples for the energy estimate (default: 500 images, 1,000 event clips)")
     parser.add_argument("--machine", default="2 CPU cores (AMD EPYC)")
     parser.add_argument("--training-note", default="", help="how the run deviated from its command, if it did")
+    parser.add_argument("--test-acc-of", default="PyTorch (float32)",
+                        help="what the run's full-test-set accuracy measured (a --quantized run: the integer network)")
     parser.add_argument("--training-command", default=None, help="the commands that made the checkpoint, when "
                                                                  "the run folder's train_config.json tells only the last")
     args = parser.parse_args()
@@ -156,7 +158,7 @@ def main() -> int:
                          if k in ("model", "epochs", "batch_size", "lr", "warmup_epochs") )
                          + f" --data {args.data}" + (" --amp" if train_config.get("amp") else "")
                          + ("" if train_config.get("augment") else " --no-augment"),
-                     "note": args.training_note},
+                     "test_acc_of": args.test_acc_of, "note": args.training_note},
         "evaluation_subset": accuracies(model, graph, args.data, args.subset, args.batch),
     }
     if args.larger_subset:
