@@ -19,8 +19,8 @@ from .conftest import ROOT, randomize_bn
 
 T, BATCH = 4, 16
 SMALL28 = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.h5"
-# the shipped model's 16 images at T=4 stream one after another: 64 + latency steps of one sample's network
-SMALL28_BATCH = 16
+# the shipped model's 8 images at T=4 stream one after another: 32 + latency steps of one sample's network
+SMALL28_BATCH = 8
 # every SDSA variant (3 is the default) and every shortcut (ms is the default), in four models
 CONFIGS = {"sdsa3_ms": [], "sdsa1_vs": ["sdsa1", "vs_shortcut"], "sdsa2_sew": ["sdsa2", "sew_shortcut"],
            "sdsa4_ms": ["sdsa4"]}
