@@ -48,16 +48,21 @@ def _train(run: Path, epochs: int, extra, threads: int) -> int:
 
 
 def _table(runs) -> str:
-    lines = ["| run | params | T | epochs | training time | top-1 (10k) | train acc (last epoch) | spike rate "
-             "| energy (deployed graph) |", "|---|---|---|---|---|---|---|---|---|"]
+    """One row per run; a variant's top-1 also as its change against ``base`` (same budget)."""
+    lines = ["| run | params | T | epochs | training time | top-1 (10k) | vs base | train acc (last epoch) "
+             "| spike rate | energy (deployed graph) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    finished = {name: json.loads((run / "summary.json").read_text()) for name, run, _ in runs
+                if (run / "summary.json").exists()}
     for name, run, _ in runs:
-        if not (run / "summary.json").exists():
+        if name not in finished:
             lines.append(f"| {name} | (running: {len(_rows(run)) if (run / 'metrics.csv').exists() else 0} epochs) "
-                         f"| | | | | | | |")
+                         f"| | | | | | | | |")
             continue
-        s, last = json.loads((run / "summary.json").read_text()), _rows(run)[-1]
+        s, last = finished[name], _rows(run)[-1]
+        delta = (f"{100 * (s['test_acc'] - finished['base']['test_acc']):+.2f} pt"
+                 if "base" in finished and name != "base" else "")
         lines.append(f"| {name} | {s['params']:,} | {s['timesteps']} | {s['epochs']} | {s['train_seconds'] / 60:.1f} min "
-                     f"| {100 * s['test_acc']:.2f} % | {100 * float(last['train_acc']):.2f} % "
+                     f"| {100 * s['test_acc']:.2f} % | {delta} | {100 * float(last['train_acc']):.2f} % "
                      f"| {s['mean_spike_rate']:.4f} | {1e3 * s['energy_mj']:.1f} µJ |")
     return "\n".join(lines)
 
@@ -90,7 +95,9 @@ def cli() -> int:
                         help="finetune this (finished) run at T=4 instead of training the variants")
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--curves", default="benchmarks/results/fmnist_recipe_curves.png")
+    parser.add_argument("--curves", default=None, help="PNG of the per-epoch curves (default: "
+                        "benchmarks/results/fmnist_recipe_curves.png for a finetune, "
+                        "fmnist_recipe_ablation_curves.png for the variants)")
     args = parser.parse_args()
     root = Path(args.root)
     runs = [(name, root / name, 0) for name in args.only]
@@ -107,8 +114,9 @@ def cli() -> int:
         for name, run, _ in runs:
             rc = rc or _train(run, args.epochs, VARIANTS[name], args.threads)
     print(_table(runs))
-    _curves(runs, Path(args.curves))
-    print(f"wrote {args.curves}")
+    curves = Path(args.curves or f"benchmarks/results/fmnist_recipe_{'' if args.finetune else 'ablation_'}curves.png")
+    _curves(runs, curves)
+    print(f"wrote {curves}")
     return rc
 
 
