@@ -122,7 +122,36 @@ def test_fine_and_fused_equal_the_same_reference(granularity):
     assert_array_equal(got[graph.output], ref[graph.output])
 
 
-# ----------------------------------------------------------------------------- 4. cost, counted by hand
+# ----------------------------------------------------------------------------- 4. the weight matrices
+@pytest.mark.parametrize("co,ci,k,stride,padding,groups,size", [
+    (6, 4, 3, 1, 1, 1, 7), (8, 8, 3, 2, 1, 8, 9), (6, 4, 5, 2, 2, 2, 10), (4, 6, 1, 1, 0, 2, 5), (4, 2, 7, 2, 3, 2, 8)])
+def test_conv_matrix_is_torch_conv2d(co, ci, k, stride, padding, groups, size):
+    """Integer weights and inputs: the sparse matrix times the flattened map is torch's conv2d exactly;
+    zero weights hold no entry."""
+    import torch
+    rng = np.random.default_rng(co * k + groups)
+    w = rng.integers(-3, 4, size=(co, ci // groups, k, k))
+    x = rng.integers(-5, 6, size=(ci, size, size))
+    matrix = stock.conv_matrix(w, x.shape, stride, padding, groups)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x[None]).double(), torch.from_numpy(w).double(),
+                                      stride=stride, padding=padding, groups=groups)
+    assert_array_equal(matrix @ x.ravel(), want.numpy().ravel())
+    assert matrix.nnz == int(np.count_nonzero(matrix.toarray())) and matrix.has_canonical_format
+
+
+def test_split_rows_partitions_by_label():
+    rng = np.random.default_rng(0)
+    matrix = stock.conv_matrix(rng.integers(-2, 3, size=(4, 3, 3, 3)), (3, 6, 6), 1, 1, 1)
+    label = np.repeat(rng.integers(0, 3, 4), 36)
+    parts = stock.split_rows(matrix, label)
+    assert sorted(parts) == sorted(set(label.tolist()))
+    assert_array_equal(sum(parts.values()).toarray(), matrix.toarray())
+    for value, part in parts.items():
+        assert not part.toarray()[label != value].any()
+        assert_array_equal(part.toarray()[label == value], matrix.toarray()[label == value])
+
+
+# ----------------------------------------------------------------------------- 5. cost, counted by hand
 def test_cost_of_one_sdsa3_by_hand():
     """q, k, v = the input's spikes (three LIFs on one conv): heads H=2, d=3 channels each, N=4x5=20 tokens.
 
@@ -151,7 +180,7 @@ def test_cost_of_one_sdsa3_by_hand():
         extra_neurons=2 * units + h * d * d, extra_synapses=6 * units)
 
 
-# ----------------------------------------------------------------------------- 5. the command line
+# ----------------------------------------------------------------------------- 6. the command line
 def fitted_small_export(path, steps: int = 150):
     """A 28x28 model of two small stages (49 tokens, 2 heads), fitted for ``steps`` batches of
     Fashion-MNIST so that its decisions differ from image to image (a random one answers one class)."""
