@@ -125,6 +125,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         f"the paper's finetune; from a T>1 checkpoint: its T)")
     p.add_argument("--num-classes", type=positive_int, default=None, help="classes (default: the model's)")
     p.add_argument("--finetune-from", default=None, help="T=1 checkpoint to finetune (e.g. at --timesteps 4)")
+    p.add_argument("--init-from", default=None,
+                   help="start from another model's checkpoint: same widths, input channels adapted (e.g. the "
+                        "image model's weights for meta_spikeformer_hardvs_medium on events)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--train-subset", type=positive_int, default=None)
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no random shift/flip")
@@ -229,7 +232,9 @@ def _train_and_report(args, dist) -> int:
     cfg = _train_config(args, dist.world_size)
     teacher_file = (cfg.teacher.split(":", 2)[2] if cfg.teacher.startswith("timm:") and cfg.teacher.count(":") == 2
                     else None if cfg.teacher.startswith("timm:") else cfg.teacher) if cfg.teacher else None
-    _refuse_overwriting([p for p in (cfg.finetune_from, teacher_file) if p],
+    if cfg.init_from and cfg.finetune_from:
+        raise ValueError("--init-from and --finetune-from both give the starting weights: name one")
+    _refuse_overwriting([p for p in (cfg.finetune_from, cfg.init_from, teacher_file) if p],
                         [Path(cfg.out_dir) / name for name in ("checkpoint.pt", "best.pt")])
     model_cfg = build_config(cfg.model, **model_overrides(cfg))
     train_set, test_set = _load_sets(args, model_cfg)

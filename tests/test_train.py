@@ -115,3 +115,42 @@ def test_random_erasing_draws_from_the_run_generator(fmnist, tmp_path):
     assert torch.equal(random_erase(images, torch.Generator().manual_seed(3), 0.0), images)
     with pytest.raises(ValueError, match="random_erasing"):
         train(TrainConfig(epochs=1, random_erasing=1.5, out_dir=str(tmp_path)), train_set, fmnist[1])
+
+
+def test_init_from_an_image_model_adapts_only_the_input_conv():
+    """The shipped image model's weights start the event model of the same widths: every tensor copied,
+    the 1-channel input conv repeated for both polarities at half weight (equal polarities give the
+    image model's response)."""
+    from lava_spikeformer import create_model
+    from lava_spikeformer.training.checkpoint import CheckpointError, transfer_weights
+
+    from .conftest import TRAINED
+    source = load_checkpoint(TRAINED)["model"]
+    model = create_model("meta_spikeformer_hardvs_medium")
+    adapted = transfer_weights(TRAINED, model)
+    assert adapted == ["stages.0.0.encode.conv.weight"]
+    state = model.state_dict()
+    for key, value in source.items():
+        if key not in adapted:
+            assert torch.equal(state[key], value), key
+    conv, image_conv = state[adapted[0]], source[adapted[0]]
+    assert conv.shape[1] == 2 and torch.equal(conv[:, :1], image_conv / 2) and torch.equal(conv[:, 1:], image_conv / 2)
+    with pytest.raises(CheckpointError, match=r"does not fit model meta_spikeformer_hardvs_small: shape mismatches"):
+        transfer_weights(TRAINED, create_model("meta_spikeformer_hardvs_small"))
+
+
+def test_init_from_via_cli_starts_from_the_given_weights(tmp_path, fmnist, capsys):
+    """One batch at lr 1e-9 from the shipped model keeps its accuracy (from scratch: ~10 %)."""
+    import json
+
+    from .conftest import TRAINED
+    out = tmp_path / "run"
+    args = ["train", "--init-from", str(TRAINED), "--epochs", "1", "--train-subset", "64", "--test-subset", "300",
+            "--batch-size", "64", "--lr", "1e-9", "--warmup-epochs", "0", "--energy-images", "16", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads((out / "summary.json").read_text())["test_acc"] >= 0.85       # the shipped model: 94 %
+    capsys.readouterr()
+    assert main(args + ["--finetune-from", str(TRAINED)]) == 2
+    assert "--init-from and --finetune-from both give the starting weights" in capsys.readouterr().err
+    assert main(["train", "--init-from", str(out / "checkpoint.pt"), "--epochs", "1", "--out", str(out)]) == 2
+    assert "is the input" in capsys.readouterr().err

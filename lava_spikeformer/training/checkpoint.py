@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import torch
 
@@ -88,6 +88,38 @@ def load_state(path: os.PathLike, model: torch.nn.Module, state: Dict[str, torch
         raise CheckpointError(f"checkpoint {path} does not fit model {model.cfg.name}: "
                               + "; ".join(p for p in parts if p))
     model.load_state_dict(state)
+
+
+def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
+    """timm's ``adapt_input_conv`` for any source channel count (timm's converts only from 3): to one
+    channel the kernels are summed; to ``in_chans`` they are repeated and scaled by ``I / in_chans``, so
+    an input equal on every channel gives the source's response (an image model's kernels for both
+    polarities of an event model)."""
+    out, source = weight.shape[:2]
+    if in_chans == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeated = weight.repeat(1, -(-in_chans // source), *([1] * (weight.dim() - 2)))[:, :in_chans]
+    return repeated * (source / in_chans)
+
+
+def transfer_weights(path: os.PathLike, model: torch.nn.Module) -> List[str]:
+    """Start ``model`` from another model's checkpoint (an image model's weights for an event model of
+    the same widths): every tensor is copied by name; a tensor that differs only in its input channels,
+    from the source's ``in_channels`` to the model's (the input conv), is adapted with
+    ``adapt_input_conv``; any other difference is one error naming the keys. Returns the adapted keys."""
+    payload = load_checkpoint(path)
+    state, own = dict(payload["model"]), model.state_dict()
+    source_in, target_in = payload["config"].in_channels, model.cfg.in_channels
+    adapted = []
+    for key, value in state.items():
+        target = own.get(key)
+        if (target is not None and value.dim() >= 2 and value.shape != target.shape
+                and (value.shape[1], target.shape[1]) == (source_in, target_in)
+                and value.shape[:1] + value.shape[2:] == target.shape[:1] + target.shape[2:]):
+            state[key] = adapt_input_conv(target_in, value)
+            adapted.append(key)
+    load_state(path, model, state)
+    return adapted
 
 
 def load_model(path: os.PathLike, **overrides: Any):

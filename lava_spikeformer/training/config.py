@@ -20,6 +20,7 @@ class TrainConfig:
     timesteps: Optional[int] = None          # None: the model's own T
     num_classes: Optional[int] = None        # None: the model's own (e.g. 300 for HAR-DVS on a 10-class variant)
     finetune_from: Optional[str] = None      # a T=1 checkpoint to start a T>1 finetune from
+    init_from: Optional[str] = None          # another model's checkpoint to start from (checkpoint.transfer_weights)
     resume: bool = False
     augment: bool = True
     random_erasing: float = 0.0              # Fashion-MNIST: probability of erasing a rectangle (with augment)

@@ -29,7 +29,7 @@ from .. import create_model
 from ..data.loader import epoch_batches
 from ..fileio import atomic_write
 from .checkpoint import (CheckpointError, load_checkpoint, load_model, load_state, require_resumable,
-                         save_checkpoint)
+                         save_checkpoint, transfer_weights)
 from .config import TrainConfig
 from .distributed import current as current_distributed
 from .recipe import build_optimizer, distillation_loss, load_teacher
@@ -101,7 +101,10 @@ def _build_model(cfg: TrainConfig):
             raise CheckpointError(f"checkpoint {cfg.finetune_from} holds model {payload['config'].name!r}, "
                                   f"not {cfg.model!r}")
         return model
-    return create_model(cfg.model, **overrides)
+    model = create_model(cfg.model, **overrides)
+    if cfg.init_from:
+        transfer_weights(cfg.init_from, model)
+    return model
 
 
 def _loss_fn(cfg: TrainConfig, model, device: torch.device):
