@@ -473,3 +473,11 @@ def test_a_failing_network_process_raises_and_threads_stay_flat(event_graph, dea
             run(event_graph, frames, granularity="fine")
     assert threading.active_count() == threads
     assert deadline() < 60
+
+
+def test_init_from_a_corrupt_file_is_one_error_naming_it(tmp_path, capsys):
+    bad = tmp_path / "image_model.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code, err = cli_error(capsys, ["train", "--init-from", bad, "--out", tmp_path / "run", "--epochs", "1"])
+    assert code == 2 and f"checkpoint {bad} is corrupt or not a torch file" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
