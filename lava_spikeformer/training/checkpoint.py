@@ -95,7 +95,7 @@ def adapt_input_conv(in_chans: int, weight: torch.Tensor) -> torch.Tensor:
     channel the kernels are summed; to ``in_chans`` they are repeated and scaled by ``I / in_chans``, so
     an input equal on every channel gives the source's response (an image model's kernels for both
     polarities of an event model)."""
-    out, source = weight.shape[:2]
+    source = weight.shape[1]
     if in_chans == 1:
         return weight.sum(dim=1, keepdim=True)
     repeated = weight.repeat(1, -(-in_chans // source), *([1] * (weight.dim() - 2)))[:, :in_chans]
