@@ -7,8 +7,8 @@ Lava ``floating_pt`` and Lava ``fixed_pt`` (fused), for a small evaluation subse
 larger one; event models are fed on Lava by the ``EventSource`` streaming raw events.
 
     python benchmarks/model_cards.py --checkpoint netx_models/meta_spikeformer_small28_fmnist.pt --data fmnist
-    python benchmarks/model_cards.py --checkpoint runs/fmnist-dvs/checkpoint.pt --data fmnist-dvs \\
-        --name meta_spikeformer_hardvs_small_fmnist_dvs
+    python benchmarks/model_cards.py --checkpoint runs/qat-medium/checkpoint.pt --data fmnist-dvs \\
+        --name meta_spikeformer_hardvs_medium_fmnist_dvs
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ torch.set_num_threads(2)
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.pt"
-EVENT_MODEL = ROOT / "netx_models" / "meta_spikeformer_hardvs_small_fmnist_dvs.pt"
+EVENT_MODEL = ROOT / "netx_models" / "meta_spikeformer_hardvs_medium_fmnist_dvs.pt"
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

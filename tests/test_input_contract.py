@@ -15,7 +15,7 @@ from lava_spikeformer.training.checkpoint import load_model, save_checkpoint
 from .conftest import EVENT_MODEL, ROOT, TRAINED
 
 SHIPPED_IMAGE = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.h5"
-SHIPPED_EVENTS = ROOT / "netx_models" / "meta_spikeformer_hardvs_small_fmnist_dvs.h5"
+SHIPPED_EVENTS = ROOT / "netx_models" / "meta_spikeformer_hardvs_medium_fmnist_dvs.h5"
 
 
 def test_known_event_sensors_are_the_readers_own():

@@ -18,7 +18,7 @@ _spec.loader.exec_module(model_cards)
 
 
 def test_both_shipped_models_have_cards():
-    assert {c.stem for c in CARDS} == {"meta_spikeformer_small28_fmnist", "meta_spikeformer_hardvs_small_fmnist_dvs"}
+    assert {c.stem for c in CARDS} == {"meta_spikeformer_small28_fmnist", "meta_spikeformer_hardvs_medium_fmnist_dvs"}
     for card in CARDS:
         for suffix in (".h5", ".pt", ".md"):
             assert card.with_suffix(suffix).is_file(), card.with_suffix(suffix)
