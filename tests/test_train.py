@@ -140,17 +140,24 @@ def test_init_from_an_image_model_adapts_only_the_input_conv():
 
 
 def test_init_from_via_cli_starts_from_the_given_weights(tmp_path, fmnist, capsys):
-    """One batch at lr 1e-9 from the shipped model keeps its accuracy (from scratch: ~10 %)."""
+    """One batch at lr 1e-9 from the shipped model keeps its accuracy (from scratch: ~10 %); the run
+    resumes from its own checkpoint once the file it started from is gone."""
     import json
+    import shutil
 
     from .conftest import TRAINED
-    out = tmp_path / "run"
-    args = ["train", "--init-from", str(TRAINED), "--epochs", "1", "--train-subset", "64", "--test-subset", "300",
-            "--batch-size", "64", "--lr", "1e-9", "--warmup-epochs", "0", "--energy-images", "16", "--out", str(out)]
-    assert main(args) == 0
+    out, init = tmp_path / "run", tmp_path / "image_model.pt"
+    shutil.copyfile(TRAINED, init)
+    args = ["train", "--init-from", str(init), "--train-subset", "64", "--test-subset", "300", "--batch-size", "64",
+            "--lr", "1e-9", "--warmup-epochs", "0", "--energy-images", "16", "--out", str(out)]
+    assert main(args + ["--epochs", "1"]) == 0
     assert json.loads((out / "summary.json").read_text())["test_acc"] >= 0.85       # the shipped model: 94 %
+    init.unlink()
+    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["test_acc"] >= 0.85
     capsys.readouterr()
-    assert main(args + ["--finetune-from", str(TRAINED)]) == 2
+    assert main(args + ["--epochs", "1", "--finetune-from", str(TRAINED)]) == 2
     assert "--init-from and --finetune-from both give the starting weights" in capsys.readouterr().err
     assert main(["train", "--init-from", str(out / "checkpoint.pt"), "--epochs", "1", "--out", str(out)]) == 2
     assert "is the input" in capsys.readouterr().err

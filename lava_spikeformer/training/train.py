@@ -93,13 +93,15 @@ def model_overrides(cfg: TrainConfig) -> dict:
     return overrides
 
 
-def _build_model(cfg: TrainConfig):
+def _build_model(cfg: TrainConfig, resume_from: Path | None):
+    """A resumed run is rebuilt from its own checkpoint: the weights it started from
+    (``--finetune-from``, ``--init-from``) are in there and need not exist any more."""
     overrides = model_overrides(cfg)
-    if cfg.finetune_from:
-        model, payload = load_model(cfg.finetune_from, **overrides)
+    source = resume_from or cfg.finetune_from
+    if source:
+        model, payload = load_model(source, **overrides)
         if payload["config"].name != cfg.model:
-            raise CheckpointError(f"checkpoint {cfg.finetune_from} holds model {payload['config'].name!r}, "
-                                  f"not {cfg.model!r}")
+            raise CheckpointError(f"checkpoint {source} holds model {payload['config'].name!r}, not {cfg.model!r}")
         return model
     model = create_model(cfg.model, **overrides)
     if cfg.init_from:
@@ -184,15 +186,16 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
                              f"(image folders: the recipe's re_prob); got {cfg.random_erasing!r} for "
                              f"{type(train_set).__name__}")
         train_set = dataclasses.replace(train_set, erase_prob=float(cfg.random_erasing))
-    model = _build_model(cfg).to(device)
+    ckpt_path = out / "checkpoint.pt"
+    resuming = cfg.resume and ckpt_path.exists()
+    model = _build_model(cfg, ckpt_path if resuming else None).to(device)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(train_set)))) / cfg.batch_size)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
     generator = torch.Generator().manual_seed(cfg.seed)
     start_epoch, best_acc, elapsed = 0, 0.0, 0.0
     rows = []
-    ckpt_path = out / "checkpoint.pt"
-    if cfg.resume and ckpt_path.exists():
+    if resuming:
         payload = load_checkpoint(ckpt_path)
         require_resumable(ckpt_path, payload)
         if payload["epoch"] >= cfg.epochs:
