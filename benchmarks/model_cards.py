@@ -13,6 +13,7 @@ larger one; event models are fed on Lava by the ``EventSource`` streaming raw ev
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -104,13 +105,13 @@ def markdown(card: dict) -> str:
 |---|---|---|---|---|
 {table}
 
-Full test set, {training.get('test_acc_of', 'PyTorch (float32)')}: **{100 * training['test_acc']:.2f} %**. Mean spike rate {card['mean_spike_rate']:.4f},
+Training run's test accuracy on {training['test_samples']:,} test samples, {training.get('test_acc_of', 'PyTorch (float32)')}: **{100 * training['test_acc']:.2f} %**. Mean spike rate {card['mean_spike_rate']:.4f},
 energy {card['energy_uj']:.1f} µJ per sample for the deployed (exported) graph, {card['energy_uj_paper']:.1f} µJ by
 the paper's convention on the training graph (App. B, 45 nm; {card['energy_samples']} test samples; the
 difference is the RepConvs, see `analysis/energy.py`). Lava runs: fused granularity,
 pipeline latency {card['latency_steps']} steps{'; events streamed by the Lava EventSource' if card['data'] != 'fmnist' else ''}.
 
-Trained with: `{training['command']}` ({training['epochs']} epochs, {training['train_minutes']:.1f} min of
+Trained with: `{training['command']}` ({training['epochs']} epoch{'s' if training['epochs'] != 1 else ''}, {training['train_minutes']:.1f} min of
 training on {training['machine']}). {training.get('note', '')}
 """
 
@@ -140,6 +141,8 @@ def main() -> int:
     run_dir = Path(args.run_dir) if args.run_dir else checkpoint.parent
     summary = json.loads((run_dir / "summary.json").read_text())
     train_config = json.loads((run_dir / "train_config.json").read_text())
+    with open(run_dir / "metrics.csv") as f:
+        run_test_count = int(list(csv.DictReader(f))[-1]["test_images"])     # the run's last evaluation
     # shipped as the float model whatever it was trained as: a quantization-aware run's checkpoint
     # loads in fixed mode, but users and the tests expect PyTorch = Lava floating_pt from a shipped
     # file; load_model(..., neuron_mode="fixed") gives its integer network (= Lava fixed_pt)
@@ -151,7 +154,7 @@ def main() -> int:
         "input": list(graph.input.shape), "data": args.data, "export_format": "lava-spikeformer-netx v2",
         "checkpoint": f"{name}.pt", "latency_steps": graph.latency,
         **energy(model, args.data, args.energy_samples or (500 if args.data == "fmnist" else 1000)),
-        "training": {"test_acc": summary["test_acc"], "epochs": summary["epochs"],
+        "training": {"test_acc": summary["test_acc"], "test_samples": run_test_count, "epochs": summary["epochs"],
                      "train_minutes": summary["train_seconds"] / 60, "machine": args.machine,
                      "command": args.training_command or "lava-spikeformer train " + " ".join(
                          f"--{k.replace('_', '-')} {v}" for k, v in train_config.items()
