@@ -192,8 +192,12 @@ def _train_config(args, world_size: int = 1):
     args.dataset = args.data
     if getattr(args, "finetune_from", None) and args.timesteps is None and not getattr(args, "recipe", None):
         from .training.checkpoint import load_checkpoint
-        source_timesteps = load_checkpoint(args.finetune_from)["config"].timesteps
-        args.timesteps = FINETUNE_TIMESTEPS if source_timesteps == 1 else source_timesteps
+        run_checkpoint = Path(args.out_dir) / "checkpoint.pt"
+        if args.resume and run_checkpoint.exists():      # the run's own T; its source may be gone
+            args.timesteps = load_checkpoint(run_checkpoint)["config"].timesteps
+        else:
+            source_timesteps = load_checkpoint(args.finetune_from)["config"].timesteps
+            args.timesteps = FINETUNE_TIMESTEPS if source_timesteps == 1 else source_timesteps
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     if not getattr(args, "recipe", None):

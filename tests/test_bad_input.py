@@ -153,6 +153,18 @@ def test_finetune_without_timesteps_runs_at_the_documented_t(tmp_path, capsys, s
     assert "T=1 checkpoint: 4" in " ".join(capsys.readouterr().out.split())
 
 
+def test_resumed_finetune_takes_its_t_from_its_own_checkpoint(tmp_path):
+    """--resume of a --finetune-from run whose source was moved: T comes from the run's checkpoint."""
+    source, run = tmp_path / "t1.pt", tmp_path / "run"
+    save_checkpoint(source, tiny(timesteps=1))
+    args = ["train", "--finetune-from", str(source), "--out", str(run)]
+    save_checkpoint(run / "checkpoint.pt", tiny(timesteps=cli._train_config(cli.build_parser().parse_args(args)).timesteps))
+    source.unlink()
+    assert cli._train_config(cli.build_parser().parse_args(args + ["--resume"])).timesteps == 4
+    with pytest.raises(CheckpointError, match="t1.pt"):
+        cli._train_config(cli.build_parser().parse_args(args))
+
+
 # ---------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, capsys, value):
