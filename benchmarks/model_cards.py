@@ -13,7 +13,6 @@ larger one; event models are fed on Lava by the ``EventSource`` streaming raw ev
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from lava_spikeformer.training.checkpoint import load_model, save_checkpoint
+from lava_spikeformer.training.train import read_metrics
 from lava_spikeformer.fileio import atomic_write
 from lava_spikeformer.nn.fold import to_graph
 from lava_spikeformer.nn import count_parameters
@@ -141,8 +141,7 @@ def main() -> int:
     run_dir = Path(args.run_dir) if args.run_dir else checkpoint.parent
     summary = json.loads((run_dir / "summary.json").read_text())
     train_config = json.loads((run_dir / "train_config.json").read_text())
-    with open(run_dir / "metrics.csv") as f:
-        run_test_count = int(list(csv.DictReader(f))[-1]["test_images"])     # the run's last evaluation
+    run_test_count = read_metrics(run_dir / "metrics.csv")[-1]["test_images"]     # the run's last evaluation
     # shipped as the float model whatever it was trained as: a quantization-aware run's checkpoint
     # loads in fixed mode, but users and the tests expect PyTorch = Lava floating_pt from a shipped
     # file; load_model(..., neuron_mode="fixed") gives its integer network (= Lava fixed_pt)
