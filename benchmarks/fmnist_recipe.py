@@ -13,12 +13,12 @@ spike rate, energy of the deployed graph) and writes the per-epoch test curves o
 ``--curves`` (PNG).
 """
 import argparse
-import csv
 import json
 import sys
 from pathlib import Path
 
 from lava_spikeformer.cli import main
+from lava_spikeformer.training.train import read_metrics
 
 COMMON = ["--model", "meta_spikeformer_small28", "--amp", "--epoch-eval-subset", "2000", "--warmup-epochs", "1"]
 #: one change at a time against ``base`` (shift +-2 / flip, label smoothing 0.1, AdamW 2e-3, cosine)
@@ -31,8 +31,7 @@ VARIANTS = {
 
 
 def _rows(run: Path):
-    with open(run / "metrics.csv") as f:
-        return list(csv.DictReader(f))
+    return read_metrics(run / "metrics.csv")
 
 
 def _finished(run: Path, epochs: int) -> bool:
@@ -55,14 +54,14 @@ def _table(runs) -> str:
                 if (run / "summary.json").exists()}
     for name, run, _ in runs:
         if name not in finished:
-            lines.append(f"| {name} | (running: {len(_rows(run)) if (run / 'metrics.csv').exists() else 0} epochs) "
+            lines.append(f"| {name} | (running: {len(_rows(run))} epochs) "
                          f"| | | | | | | | |")
             continue
         s, last = finished[name], _rows(run)[-1]
         delta = (f"{100 * (s['test_acc'] - finished['base']['test_acc']):+.2f} pt"
                  if "base" in finished and name != "base" else "")
         lines.append(f"| {name} | {s['params']:,} | {s['timesteps']} | {s['epochs']} | {s['train_seconds'] / 60:.1f} min "
-                     f"| {100 * s['test_acc']:.2f} % | {delta} | {100 * float(last['train_acc']):.2f} % "
+                     f"| {100 * s['test_acc']:.2f} % | {delta} | {100 * last['train_acc']:.2f} % "
                      f"| {s['mean_spike_rate']:.4f} | {1e3 * s['energy_mj']:.1f} µJ |")
     return "\n".join(lines)
 
@@ -73,11 +72,11 @@ def _curves(runs, path: Path) -> None:
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     for name, run, offset in runs:
-        if (run / "metrics.csv").exists():
-            rows = _rows(run)
-            epochs = [offset + int(r["epoch"]) for r in rows]
-            ax.plot(epochs, [100 * float(r["test_acc"]) for r in rows], "o-", ms=3, label=f"{name}: test")
-            ax.plot(epochs, [100 * float(r["train_acc"]) for r in rows], ":", color=ax.lines[-1].get_color(),
+        rows = _rows(run)
+        if rows:
+            epochs = [offset + r["epoch"] for r in rows]
+            ax.plot(epochs, [100 * r["test_acc"] for r in rows], "o-", ms=3, label=f"{name}: test")
+            ax.plot(epochs, [100 * r["train_acc"] for r in rows], ":", color=ax.lines[-1].get_color(),
                     label=f"{name}: train")
     ax.set(xlabel="epoch", ylabel="top-1 %", title="small28, Fashion-MNIST (test: 2,000 per epoch, 10k after a run's last)")
     ax.grid(alpha=0.3)
