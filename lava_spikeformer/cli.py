@@ -192,8 +192,9 @@ def _train_config(args, world_size: int = 1):
     args.dataset = args.data
     if getattr(args, "finetune_from", None) and args.timesteps is None and not getattr(args, "recipe", None):
         from .training.checkpoint import load_checkpoint
-        run_checkpoint = Path(args.out_dir) / "checkpoint.pt"
-        if args.resume and run_checkpoint.exists():      # the run's own T; its source may be gone
+        from .training.train import resumed_checkpoint
+        run_checkpoint = resumed_checkpoint(args.out_dir, args.resume)
+        if run_checkpoint:                                # the run's own T; its source may be gone
             args.timesteps = load_checkpoint(run_checkpoint)["config"].timesteps
         else:
             source_timesteps = load_checkpoint(args.finetune_from)["config"].timesteps

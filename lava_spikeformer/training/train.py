@@ -93,6 +93,14 @@ def model_overrides(cfg: TrainConfig) -> dict:
     return overrides
 
 
+def resumed_checkpoint(out_dir, resume: bool) -> Path | None:
+    """The checkpoint a run continues from: ``OUT/checkpoint.pt`` when ``--resume`` is given and it
+    exists, else None (a fresh run). The CLI asks before building data (event frames depend on the
+    run's T), ``train`` before building the model; one answer keeps them from disagreeing."""
+    path = Path(out_dir) / "checkpoint.pt"
+    return path if resume and path.exists() else None
+
+
 def _build_model(cfg: TrainConfig, resume_from: Path | None):
     """A resumed run is rebuilt from its own checkpoint: the weights it started from
     (``--finetune-from``, ``--init-from``) are in there and need not exist any more."""
@@ -187,15 +195,15 @@ def train(cfg: TrainConfig, train_set, test_set, *, progress: bool = True) -> di
                              f"{type(train_set).__name__}")
         train_set = dataclasses.replace(train_set, erase_prob=float(cfg.random_erasing))
     ckpt_path = out / "checkpoint.pt"
-    resuming = cfg.resume and ckpt_path.exists()
-    model = _build_model(cfg, ckpt_path if resuming else None).to(device)
+    resumed = resumed_checkpoint(out, cfg.resume)
+    model = _build_model(cfg, resumed).to(device)
     steps_per_epoch = math.ceil(len(dist.shard(torch.arange(len(train_set)))) / cfg.batch_size)
     optimizer = build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
     generator = torch.Generator().manual_seed(cfg.seed)
     start_epoch, best_acc, elapsed = 0, 0.0, 0.0
     rows = []
-    if resuming:
+    if resumed:
         payload = load_checkpoint(ckpt_path)
         require_resumable(ckpt_path, payload)
         if payload["epoch"] >= cfg.epochs:
