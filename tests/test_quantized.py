@@ -19,14 +19,18 @@ def _neurons(graph):
     return [n.name for n in graph.nodes if n.spec.output == "spikes"]
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["training", "evaluation"])
 @pytest.mark.parametrize("ablations", VARIANTS, ids=["-".join(a) or "default" for a in VARIANTS])
-def test_quantized_forward_equals_the_integer_reference(ablations):
+def test_quantized_forward_equals_the_integer_reference(ablations, grad):
+    """Both paths: with gradients (QAT) and without (evaluation, where spike-input convolutions run in
+    float32 when their bound allows it)."""
     torch.manual_seed(0)
     model = randomize_bn(create_model("meta_spikeformer_small28", ablations=ablations, timesteps=3)).eval()
     torch.nn.init.normal_(model.head.fc.weight, std=0.5)
     graph = to_graph(model)
     x = torch.randn(4, 1, 28, 28)
-    logits, records = quantized_forward(model, x, probes=_neurons(graph) + [graph.output])
+    with torch.set_grad_enabled(grad):
+        logits, records = quantized_forward(model, x, probes=_neurons(graph) + [graph.output])
     reference = simulate(graph, x.numpy(), probes=_neurons(graph), precision="fixed")
     spiking = 0
     for name in _neurons(graph) + [graph.output]:

@@ -28,6 +28,8 @@ from .fold import folded_nodes
 
 def _through(x: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """``value`` in the forward pass, the gradient of ``x`` in the backward pass."""
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return value                                    # evaluation: no graph to keep, two ops saved
     return x + (value - x).detach()
 
 
@@ -53,6 +55,21 @@ def _integer_as_mantissa(v: torch.Tensor) -> torch.Tensor:
     _, k = fixed.quantize_integer(v.detach().cpu().numpy().astype(np.int64))
     step = torch.from_numpy(np.ldexp(1.0, k)).to(v)
     return _round(v / step) * step
+
+
+#: float32 holds every integer of magnitude up to 2**24 exactly
+_FLOAT32_EXACT = float(1 << 24)
+
+
+def _integer_conv(x: torch.Tensor, mantissa: torch.Tensor, row_sum: float, *args) -> torch.Tensor:
+    """``F.conv2d`` of integer-valued float64 tensors, in float32 where that is exact and about three
+    times as fast: when evaluating on the CPU (oneDNN's direct convolution; a GPU may pick Winograd or
+    TF32) and ``max|x| * row_sum`` (``row_sum``: the largest ``sum |w|`` of an output channel) bounds
+    every partial sum below 2**24. Otherwise float64, exact below 2**53."""
+    if (x.device.type == "cpu" and not torch.is_grad_enabled()
+            and float(x.abs().max()) * row_sum < _FLOAT32_EXACT):
+        return F.conv2d(x.float(), mantissa.float(), None, *args).double()
+    return F.conv2d(x, mantissa, None, *args)
 
 
 class _Spike(torch.autograd.Function):
@@ -82,7 +99,7 @@ class _IntegerLIF:
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(x) if self.v is None else self.v
-        decayed = _through(v * self.keep, torch.sign(v) * torch.floor(torch.abs(v) * self.keep))
+        decayed = _through(v * self.keep, torch.trunc(v * self.keep))       # sign(v) floor(|v| keep)
         current = x * fixed.ONE
         limit = fixed.V_MAX + 1
         wrapped = torch.where(current > limit, current - 2 * limit, current)
@@ -117,6 +134,7 @@ class _Runner:
                         for n in nodes if n.op in ("lif", "sdsa")}
         self.synapses = {n.name: _weight(n.params["weight"], self.spike_input[n.name])
                          for n in nodes if n.op in ("conv", "dense")}
+        self.row_sums = {name: float(m.detach().abs().flatten(1).sum(1).max()) for name, (m, _) in self.synapses.items()}
         self.biases = {n.name: _integer_as_mantissa(_round(n.params["bias"] * fixed.ONE))
                        for n in nodes if "bias" in n.params}
 
@@ -136,7 +154,7 @@ class _Runner:
     def _conv(self, node, inputs):
         a = node.attrs
         mantissa, _ = self.synapses[node.name]
-        acc = F.conv2d(inputs[0], mantissa, None, int(a["stride"]), int(a["padding"]), 1, int(a["groups"]))
+        acc = _integer_conv(inputs[0], mantissa, self.row_sums[node.name], int(a["stride"]), int(a["padding"]), 1, int(a["groups"]))
         return self._synapse_out(node, acc)
 
     def _dense(self, node, inputs):
