@@ -1,12 +1,15 @@
 """Shared fixtures and helpers (test modules import helpers from here, never from each other)."""
 import gzip
+from contextlib import contextmanager
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from lava_spikeformer.fileio import seal_hdf5
 from lava_spikeformer.nn.fold import neuron_sources
 
 torch.set_num_threads(2)
@@ -14,6 +17,16 @@ torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED = ROOT / "netx_models" / "meta_spikeformer_small28_fmnist.pt"
 EVENT_MODEL = ROOT / "netx_models" / "meta_spikeformer_hardvs_medium_fmnist_dvs.pt"
+
+
+@contextmanager
+def edited_export(path: Path):
+    """An export opened with h5py for editing, sealed again afterwards: it then reads as a file our
+    writer produced with these contents (the seal detects damage, it is no signature), so what a test
+    exercises is the reader's validation of the fields."""
+    with h5py.File(path, "a") as f:
+        yield f
+    seal_hdf5(path)
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

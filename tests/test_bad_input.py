@@ -27,6 +27,8 @@ from lava_spikeformer.training.checkpoint import CheckpointError, load_checkpoin
 from lava_spikeformer.training.config import TrainConfig
 from lava_spikeformer.training.recipe import load_teacher
 
+from .conftest import edited_export
+
 CONV = (StageConfig("conv", 4, 0, stride=2), StageConfig("conv", 8, 0, stride=2))
 ATTN = (StageConfig("conv", 4, 0, stride=2), StageConfig("transformer", 8, 1, stride=1))
 TORCH_HINT = ("will likely succeed", "weights_only` set to `False`")
@@ -401,7 +403,7 @@ def test_defective_exports_raise_one_export_error_naming_the_field(tmp_path, exp
     tamper, message = TAMPERED[case]
     path = tmp_path / "bad.h5"
     path.write_bytes(export.read_bytes())
-    with h5py.File(path, "a") as f:
+    with edited_export(path) as f:
         tamper(f)
     with pytest.raises(ExportError, match=message) as info:
         read_graph(path)

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from lava_spikeformer import create_model
+from lava_spikeformer.fileio import USER_BLOCK, check_seal
 from lava_spikeformer.graph import ExportError, read_graph, simulate
 from lava_spikeformer.nn.fold import export_hdf5, to_graph
 from lava_spikeformer.graph import GraphError
 
-from .conftest import randomize_bn, torch_run
+from .conftest import edited_export, randomize_bn, torch_run
 
 
 VARIANTS = [(), ("sdsa1",), ("sdsa2",), ("sdsa4",), ("vs_shortcut",), ("sew_shortcut",), ("linear_qkv", "linear_proj"),
@@ -87,19 +88,44 @@ def export_file(tmp_path):
 def test_truncated_file_names_the_file(export_file):
     data = export_file.read_bytes()
     export_file.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ExportError, match="truncated or corrupt"):
+    with pytest.raises(ExportError, match=rf"{export_file}: damaged: .*\(truncated"):
+        read_graph(export_file)
+
+
+@pytest.mark.parametrize("where", [0.0, 0.3, 0.7, 1.0])
+def test_a_flipped_bit_anywhere_is_refused_before_hdf5_parses_the_file(export_file, where):
+    """libhdf5 can crash the interpreter on a damaged file, or hand back a weight changed in its low
+    bits that still quantizes alike; the seal catches both first."""
+    data = bytearray(export_file.read_bytes())
+    data[USER_BLOCK + round(where * (len(data) - USER_BLOCK - 1))] ^= 0x01
+    export_file.write_bytes(data)
+    with pytest.raises(ExportError, match=rf"{export_file}: damaged: its bytes no longer match the SHA-256"):
+        read_graph(export_file)
+
+
+def test_unsealed_files_still_load_and_are_still_validated(export_file):
+    """Exports from before the seal, and files of other tools, carry no tag: they load as before, and a
+    truncated one is still the reader's own error."""
+    sealed = read_graph(export_file)
+    data = bytearray(export_file.read_bytes())
+    data[:USER_BLOCK] = bytes(USER_BLOCK)
+    export_file.write_bytes(data)
+    assert check_seal(export_file) is False
+    assert [n.name for n in read_graph(export_file)] == [n.name for n in sealed]
+    export_file.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ExportError, match=rf"{export_file}: not a readable HDF5 file \(truncated or corrupt"):
         read_graph(export_file)
 
 
 def test_missing_field_names_the_group(export_file):
-    with h5py.File(export_file, "a") as f:
+    with edited_export(export_file) as f:
         del f["layer/1/weight"]
     with pytest.raises(ExportError, match=r"layer/1/weight: missing"):
         read_graph(export_file)
 
 
 def test_nan_weight_is_rejected(export_file):
-    with h5py.File(export_file, "a") as f:
+    with edited_export(export_file) as f:
         w = f["layer/1/weight"][()]
         w[0, 0, 0, 0] = np.nan
         f["layer/1/weight"][...] = w
@@ -108,7 +134,7 @@ def test_nan_weight_is_rejected(export_file):
 
 
 def test_wrong_shape_is_rejected(export_file):
-    with h5py.File(export_file, "a") as f:
+    with edited_export(export_file) as f:
         del f["layer/1/weight"]
         f["layer/1/weight"] = np.zeros((32, 2, 3, 3))
     with pytest.raises(ExportError, match=r"node 's0.down.conv' \(conv\): weight \(32, 2, 3, 3\) does not fit"):
@@ -116,7 +142,7 @@ def test_wrong_shape_is_rejected(export_file):
 
 
 def test_unknown_version_is_rejected(export_file):
-    with h5py.File(export_file, "a") as f:
+    with edited_export(export_file) as f:
         f.attrs["version"] = 99
     with pytest.raises(ExportError, match="unsupported format version 99"):
         read_graph(export_file)
@@ -125,7 +151,7 @@ def test_unknown_version_is_rejected(export_file):
 def test_missing_file_and_missing_group(tmp_path, export_file):
     with pytest.raises(ExportError, match="no such export file"):
         read_graph(tmp_path / "absent.h5")
-    with h5py.File(export_file, "a") as f:
+    with edited_export(export_file) as f:
         del f["layer"]
     with pytest.raises(ExportError, match="missing group 'layer'"):
         read_graph(export_file)

@@ -10,7 +10,7 @@ from lava_spikeformer.graph import ExportError, GraphError, fixed, read_graph, s
 from lava_spikeformer.nn.fold import export_hdf5, to_graph
 from lava_spikeformer.training.checkpoint import save_checkpoint
 
-from .conftest import randomize_bn
+from .conftest import edited_export, randomize_bn
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_builders_take_the_files_integers_as_stored(model, tmp_path):
 
     def with_channel0(name, m0, e0):
         path = export_hdf5(model, tmp_path / name, integers_only=True)
-        with h5py.File(path, "a") as f:
+        with edited_export(path) as f:
             conv = next(f["layer"][k] for k in f["layer"] if f["layer"][k]["name"][()] == b"s0.down.conv")
             mant, exp = conv["weight_mant"][()], conv["weight_exp"][()]
             mant[0], exp[0] = m0, e0
@@ -92,7 +92,7 @@ def test_builders_take_the_files_integers_as_stored(model, tmp_path):
 def test_version_1_files_still_load(model, tmp_path):
     """A v1 file is a v2 file without the integer fields (and without ``float_params``)."""
     path = export_hdf5(model, tmp_path / "m.h5")
-    with h5py.File(path, "a") as f:
+    with edited_export(path) as f:
         f.attrs["version"] = 1
         del f.attrs["float_params"]
         for layer in f["layer"].values():
@@ -115,7 +115,7 @@ def test_version_1_files_still_load(model, tmp_path):
 ])
 def test_a_bad_integer_field_is_one_clear_error(model, tmp_path, field, value, message):
     path = export_hdf5(model, tmp_path / "m.h5")
-    with h5py.File(path, "a") as f:
+    with edited_export(path) as f:
         g = f["layer"]["1"]
         data = value(g[field][()])
         del g[field]

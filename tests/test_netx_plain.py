@@ -15,6 +15,7 @@ from lava.proc.monitor.process import Monitor
 from lava_spikeformer import StageConfig, create_model
 from lava_spikeformer.training.checkpoint import save_checkpoint
 from lava_spikeformer.cli import main
+from lava_spikeformer.fileio import check_seal
 from lava_spikeformer.graph import ExportError, simulate
 from lava_spikeformer.nn.fold import to_graph
 from lava_spikeformer.interop.netx_plain import equivalent_graph, netx_layers, write_netx
@@ -63,6 +64,7 @@ def test_sequential_model_is_a_chain_written_as_netx_layers(tmp_path, shortcut, 
     assert [n.op for n in graph.nodes] == ops
     assert [(layer.kind, layer.shape) for layer in netx_layers(graph)] == layers
     path = write_netx(graph, tmp_path / "seq.h5")
+    assert check_seal(path)                                  # sealed; lava-dl's netx reads it below all the same
     with h5py.File(path, "r") as f:
         types = [f["layer"][str(i)]["type"][()].decode() for i in range(len(f["layer"]))]
         assert types == file_types

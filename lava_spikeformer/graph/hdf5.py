@@ -4,8 +4,9 @@ Version 2 is the deployment artifact: every synapse, scale and neuron stores the
 stock processes take (``fixed.integers``: int8 weight mantissas with their exponents, bias and scale
 mantissas, the LIF's ``vth``/``dv``/``du``/``bias``, message bits); the float parameters are optional
 (``integers_only=True`` leaves them out: a fixed-point-only file). Version 1 files (floats only) still
-load. Writes are atomic (temporary file + rename). Reading validates everything and raises one
-``ExportError`` naming the file, the group and the field.
+load. Writes are atomic (temporary file + rename) and sealed (``fileio.write_sealed_hdf5``: a SHA-256
+in the user block, checked before libhdf5 reads the file). Reading validates everything and raises
+one ``ExportError`` naming the file, the group and the field.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..fileio import atomic_write
+from ..fileio import check_seal, write_sealed_hdf5
 from . import fixed
 from .errors import ExportError, GraphError
 from .graph import Graph, Node
@@ -52,41 +53,39 @@ def write_graph(graph: Graph, path: os.PathLike, *, integers_only: bool = False)
     path = Path(path)
     spike_inputs = graph.spike_inputs()
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = VERSION
-            f.attrs["timesteps"] = graph.timesteps
-            f.attrs["static_input"] = graph.static_input
-            f.attrs["output"] = graph.output
-            f.attrs["latency"] = graph.latency
-            f.attrs["model_config"] = json.dumps(graph.model_config)
-            f.attrs["input_spec"] = json.dumps(graph.input_spec.to_dict())
-            f.attrs["float_params"] = graph.float_params and not integers_only
-            layers = f.create_group("layer")
-            for i, node in enumerate(graph.nodes):
-                g = layers.create_group(str(i))
-                g.create_dataset("type", data=np.bytes_(node.op))       # netx: fixed-length S10
-                g.create_dataset("name", data=node.name)
-                g.create_dataset("inputs", data=np.array(node.inputs, dtype=h5py.string_dtype()))
-                g.create_dataset("shape", data=np.array(node.shape, dtype=np.int64))
-                g.create_dataset("block", data=node.block)
-                if not integers_only and graph.float_params:
-                    for key, value in node.params.items():
-                        g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
-                for key, value in fixed.node_integers(node).items():
-                    g.create_dataset(key, data=value.astype(np.int8))
-                spec = OPS[node.op]
-                if spec.role == "synapse":
-                    g.create_dataset("num_message_bits",
-                                     data=np.int8(0 if spike_inputs[node.name] else GRADED_MESSAGE_BITS))
-                for key in spec.int_attrs:
-                    g.create_dataset(key, data=int(node.attrs[key]))
-                if spec.neuron:
-                    _write_neuron(g, node.attrs)
+    def fill(f: h5py.File) -> None:
+        f.attrs["format"] = FORMAT
+        f.attrs["version"] = VERSION
+        f.attrs["timesteps"] = graph.timesteps
+        f.attrs["static_input"] = graph.static_input
+        f.attrs["output"] = graph.output
+        f.attrs["latency"] = graph.latency
+        f.attrs["model_config"] = json.dumps(graph.model_config)
+        f.attrs["input_spec"] = json.dumps(graph.input_spec.to_dict())
+        f.attrs["float_params"] = graph.float_params and not integers_only
+        layers = f.create_group("layer")
+        for i, node in enumerate(graph.nodes):
+            g = layers.create_group(str(i))
+            g.create_dataset("type", data=np.bytes_(node.op))       # netx: fixed-length S10
+            g.create_dataset("name", data=node.name)
+            g.create_dataset("inputs", data=np.array(node.inputs, dtype=h5py.string_dtype()))
+            g.create_dataset("shape", data=np.array(node.shape, dtype=np.int64))
+            g.create_dataset("block", data=node.block)
+            if not integers_only and graph.float_params:
+                for key, value in node.params.items():
+                    g.create_dataset(key, data=np.asarray(value, dtype=np.float64))
+            for key, value in fixed.node_integers(node).items():
+                g.create_dataset(key, data=value.astype(np.int8))
+            spec = OPS[node.op]
+            if spec.role == "synapse":
+                g.create_dataset("num_message_bits",
+                                 data=np.int8(0 if spike_inputs[node.name] else GRADED_MESSAGE_BITS))
+            for key in spec.int_attrs:
+                g.create_dataset(key, data=int(node.attrs[key]))
+            if spec.neuron:
+                _write_neuron(g, node.attrs)
 
-    atomic_write(path, write)
-    return path
+    return write_sealed_hdf5(path, fill)
 
 
 def _read(group: h5py.Group, key: str, where: str):
@@ -125,6 +124,10 @@ def read_graph(path: os.PathLike) -> Graph:
     path = Path(path)
     if not path.exists():
         raise ExportError(f"{path}: no such export file")
+    try:
+        check_seal(path)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     try:
         f = h5py.File(path, "r")
     except OSError as e:

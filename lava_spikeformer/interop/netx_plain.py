@@ -54,7 +54,7 @@ from typing import List, Mapping, Optional, Tuple
 import h5py
 import numpy as np
 
-from ..fileio import atomic_write
+from ..fileio import write_sealed_hdf5
 from ..graph import ExportError, Graph, Node
 from ..graph.fixed import ONE
 from ..graph.ops import OPS
@@ -285,45 +285,43 @@ def write_netx(graph_or_model, path: os.PathLike) -> Path:
     layers = netx_layers(graph)
     path = Path(path)
 
-    def write(tmp: str) -> None:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["producer"] = PRODUCER
-            f.attrs["version"] = VERSION
-            f.attrs["timesteps"] = graph.timesteps
-            f.attrs["static_input"] = graph.static_input
-            f.attrs["input_scale"] = ONE
-            f.attrs["input_message_bits"] = INPUT_MESSAGE_BITS
-            f.attrs["reset_interval"] = graph.timesteps
-            f.attrs["reset_offset"] = RESET_OFFSET
-            f.attrs["latency"] = len(layers)
-            f.attrs["output_scale"] = layers[-1].scale * ONE
-            f.attrs["model_config"] = json.dumps(graph.model_config)
-            root = f.create_group("layer")
+    def fill(f: h5py.File) -> None:
+        f.attrs["format"] = FORMAT
+        f.attrs["producer"] = PRODUCER
+        f.attrs["version"] = VERSION
+        f.attrs["timesteps"] = graph.timesteps
+        f.attrs["static_input"] = graph.static_input
+        f.attrs["input_scale"] = ONE
+        f.attrs["input_message_bits"] = INPUT_MESSAGE_BITS
+        f.attrs["reset_interval"] = graph.timesteps
+        f.attrs["reset_offset"] = RESET_OFFSET
+        f.attrs["latency"] = len(layers)
+        f.attrs["output_scale"] = layers[-1].scale * ONE
+        f.attrs["model_config"] = json.dumps(graph.model_config)
+        root = f.create_group("layer")
 
-            def add(kind: str) -> h5py.Group:
-                group = root.create_group(str(len(root)))
-                group.create_dataset("type", data=np.bytes_(kind))           # netx reads fixed-length bytes
-                return group
+        def add(kind: str) -> h5py.Group:
+            group = root.create_group(str(len(root)))
+            group.create_dataset("type", data=np.bytes_(kind))           # netx reads fixed-length bytes
+            return group
 
-            add("input").create_dataset("shape", data=np.array(graph.input.shape, dtype=np.int64))
-            for layer in layers:
-                if layer.flatten:
-                    add("flatten")
-                g = add(layer.kind)
-                g.attrs["nodes"] = layer.name
-                g.attrs["scale"] = layer.scale
-                g.create_dataset("shape", data=np.array(layer.shape, dtype=np.int64))
-                g.create_dataset("weight", data=layer.weight_mant)
-                g.create_dataset("bias", data=layer.bias_mant)
-                if layer.kind == "conv":
-                    for key, value in layer.geometry.items():
-                        g.create_dataset(key, data=value)
-                    g.create_dataset("dilation", data=1)
-                _write_neuron(g, layer)
+        add("input").create_dataset("shape", data=np.array(graph.input.shape, dtype=np.int64))
+        for layer in layers:
+            if layer.flatten:
+                add("flatten")
+            g = add(layer.kind)
+            g.attrs["nodes"] = layer.name
+            g.attrs["scale"] = layer.scale
+            g.create_dataset("shape", data=np.array(layer.shape, dtype=np.int64))
+            g.create_dataset("weight", data=layer.weight_mant)
+            g.create_dataset("bias", data=layer.bias_mant)
+            if layer.kind == "conv":
+                for key, value in layer.geometry.items():
+                    g.create_dataset(key, data=value)
+                g.create_dataset("dilation", data=1)
+            _write_neuron(g, layer)
 
-    atomic_write(path, write)
-    return path
+    return write_sealed_hdf5(path, fill)
 
 
 # ------------------------------------------------------------------------------ reference
