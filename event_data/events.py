@@ -1,6 +1,9 @@
 """Event streams as tonic's structured arrays, and the one error type of the package."""
 from __future__ import annotations
 
+import tokenize
+import zipfile
+import zlib
 from typing import Optional
 
 import numpy as np
@@ -12,6 +15,12 @@ EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p",
 
 class EventDataError(ValueError):
     """An event file, list file or event array is missing, corrupt or not what was expected."""
+
+
+#: What ``numpy.load`` raises on a damaged ``.npy``/``.npz``: besides OSError/ValueError, EOFError
+#: (truncated), zip and zlib errors (a damaged archive) and ``tokenize.TokenError``, which numpy's
+#: header parser lets through on a garbled header (found by flipping bytes of a written file).
+NUMPY_FILE_ERRORS = (OSError, ValueError, EOFError, tokenize.TokenError, zipfile.BadZipFile, zlib.error)
 
 
 def make_events(x, y, t, p) -> np.ndarray:

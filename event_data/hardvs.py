@@ -45,7 +45,6 @@ import hashlib
 import os
 import re
 import warnings
-import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from .events import EVENT_DTYPE, EventDataError, make_events
+from .events import EVENT_DTYPE, NUMPY_FILE_ERRORS, EventDataError, make_events
 from .transforms import frame_transform
 
 SENSOR_SIZE = (346, 260, 2)          # tonic's (W, H, P) of the DAVIS346
@@ -212,7 +211,7 @@ def read_event_npz(path: os.PathLike) -> np.ndarray:
             columns = {key: archive[key] for key in NPZ_KEYS}
     except EventDataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except NUMPY_FILE_ERRORS as exc:
         raise EventDataError(f"{path}: unreadable .npz ({exc})") from exc
     for key, column in columns.items():
         kinds = "biu" if key == "p" else "iu"

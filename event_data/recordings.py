@@ -46,7 +46,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .events import EVENT_DTYPE, EventDataError, make_events, require_events
+from .events import EVENT_DTYPE, NUMPY_FILE_ERRORS, EventDataError, make_events, require_events
 
 SensorSize = Tuple[int, int, int]               # tonic's (W, H, P)
 POLARITIES = 2
@@ -311,7 +311,7 @@ def read_event_npy(path: os.PathLike) -> Tuple[np.ndarray, None]:
     path = Path(path)
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
+    except NUMPY_FILE_ERRORS as exc:
         raise EventDataError(f"{path}: unreadable .npy file ({exc})") from exc
     events = require_events(array, f"{path}: the array")
     return make_events(events["x"], events["y"], events["t"], events["p"]), None

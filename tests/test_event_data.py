@@ -92,14 +92,16 @@ def test_frame_cache_is_written_once_and_reread(dataset, tmp_path):
     assert batch.shape == (8, 4, 2, 32, 32) and batch.dtype == torch.float32
 
 
-def test_a_truncated_cache_file_is_reported(dataset, tmp_path):
+@pytest.mark.parametrize("damage", [lambda data: data[:200], lambda data: data.replace(b"}", b" ", 1)],
+                         ids=["truncated", "garbled header"])       # numpy raises EOF/ValueError, TokenError
+def test_a_damaged_cache_file_is_reported(dataset, tmp_path, damage):
     from event_data import EventDataError
     dataset = FashionMNISTDVS("test", transform=frame_transform(FashionMNISTDVS.sensor_size, n_time_bins=8,
                                                                 size=(32, 32)))
     cached_frames(dataset, limit=2, cache_dir=tmp_path, progress=False)
     frames_file = next(tmp_path.glob("*.frames.npy"))
-    frames_file.write_bytes(frames_file.read_bytes()[:200])
-    with pytest.raises(EventDataError, match="frames.npy"):
+    frames_file.write_bytes(damage(frames_file.read_bytes()))
+    with pytest.raises(EventDataError, match="frames.npy: unreadable frame cache"):
         cached_frames(dataset, limit=2, cache_dir=tmp_path, progress=False)
 
 

@@ -1,5 +1,7 @@
 """HAR-DVS: both release formats from fixture trees, model frames, caching, and one clear error per defect."""
+import io
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -244,6 +246,12 @@ def test_corrupt_npz_files(tiny_events):
     npz.write_bytes(b"not a zip archive at all")
     _fail(lambda: HARDVS(root, "test")[0], npz, "unreadable .npz")
     npz.write_bytes(good[: len(good) // 2])
+    _fail(lambda: read_event_npz(npz), npz, "unreadable .npz")
+    with zipfile.ZipFile(npz, "w") as archive:               # members whose .npy header is garbled:
+        for key in "txyp":                                    # numpy raises tokenize.TokenError
+            member = io.BytesIO()
+            np.save(member, np.arange(3))
+            archive.writestr(f"{key}.npy", member.getvalue().replace(b"}", b" ", 1))
     _fail(lambda: read_event_npz(npz), npz, "unreadable .npz")
     np.save(npz.with_suffix(".npy"), np.zeros(3))
     npz.write_bytes(npz.with_suffix(".npy").read_bytes())

@@ -170,6 +170,8 @@ BAD_FILES = [
     ("r.npy", None, (20, 20), "events lie outside the 20x20 sensor, e.g. event"),
     ("r.npy", lambda p: np.save(p, np.zeros(3)), (34, 34), "must be a tonic event array"),
     ("r.npy", lambda p: p.write_bytes(b"garbage"), (34, 34), "unreadable .npy file"),
+    ("r.npy", lambda p: p.write_bytes(p.read_bytes().replace(b"}", b" ", 1)), (34, 34),       # numpy: TokenError
+     "unreadable .npy file"),
     ("r.npz", lambda p: p.write_bytes(b"PK\x03\x04 broken"), None, "unreadable .npz"),
     ("r.npz", lambda p: np.savez(p, t=np.arange(3)), None, "no key(s) x, y, p"),
     ("r.dat", lambda p: p.write_bytes(b"% Prophesee"), None, "unknown recording type '.dat'"),

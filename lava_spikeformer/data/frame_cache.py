@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from event_data.events import EventDataError
+from event_data.events import NUMPY_FILE_ERRORS, EventDataError
 
 from ..fileio import atomic_write
 from .frames import FrameSet
@@ -65,7 +65,7 @@ def cached_frames(dataset, *, limit: Optional[int] = None, cache_dir: Optional[o
     try:
         frames = np.load(frames_path)
         labels = np.load(labels_path)
-    except (OSError, ValueError) as exc:
+    except NUMPY_FILE_ERRORS as exc:
         raise EventDataError(f"{frames_path}: unreadable frame cache ({exc}); delete it to rebuild") from exc
     if len(frames) != n or len(labels) != n:
         raise EventDataError(f"{frames_path}: holds {len(frames)} samples, expected {n}; delete it to rebuild")
