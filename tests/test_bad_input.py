@@ -181,6 +181,27 @@ def test_non_finite_weights_are_refused_naming_the_tensor(tmp_path, capsys, valu
     assert code == 2 and "head.fc.weight" in err
 
 
+def test_a_flipped_bit_in_a_weight_is_refused_as_damage(tmp_path, capsys):
+    """torch's zip reader ignores its CRCs, so a flipped bit in a weight used to load silently; the
+    weights' SHA-256 saved beside them catches it. Checkpoints without it (older ones) still load."""
+    model = tiny()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    data = bytearray(path.read_bytes())
+    at = bytes(data).find(model.head.fc.weight.detach().numpy().tobytes())
+    assert at > 0                                                  # stored raw, as torch writes tensors
+    data[at] ^= 0x01                                               # the lowest mantissa bit of one weight
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"m.pt is damaged: its weights no longer match the SHA-256"):
+        load_model(path)
+    code, err = cli_error(capsys, ["evaluate", path])
+    assert code == 2 and "is damaged" in err
+    payload = torch.load(path, weights_only=True)
+    del payload["model_sha256"]
+    torch.save(payload, path)
+    assert load_model(path)[0].head.fc.weight[0, 0] != model.head.fc.weight[0, 0]   # unsealed: loads as stored
+
+
 def tiny_data(n=8):
     g = torch.Generator().manual_seed(0)
     return ImageSet(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g), torch.arange(n) % 10)

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lava_spikeformer import create_model
-from lava_spikeformer.training.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from lava_spikeformer.training.checkpoint import (CheckpointError, load_checkpoint, load_model, save_checkpoint,
+                                                  weights_sha256)
 from lava_spikeformer.cli import main
 from lava_spikeformer.data import DataError, load_fashion_mnist
 
@@ -102,6 +103,7 @@ def test_incompatible_weights_list_the_keys(tmp_path, checkpoint):
     payload["model"].pop("head.fc.weight")
     payload["model"]["extra.weight"] = torch.zeros(1)
     payload["model"]["head.fc.bias"] = torch.zeros(7)
+    payload["model_sha256"] = weights_sha256(payload["model"])      # intact: written for another model
     bad = tmp_path / "bad.pt"
     torch.save(payload, bad)
     with pytest.raises(CheckpointError, match=r"missing keys \['head.fc.weight'\].*unexpected keys \['extra.weight'\]"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lava_spikeformer.fileio import check_seal
-from lava_spikeformer.training.checkpoint import load_model
+from lava_spikeformer.training.checkpoint import load_checkpoint, load_model
 from lava_spikeformer.graph import read_graph
 from lava_spikeformer.nn.fold import to_graph
 
@@ -24,6 +24,7 @@ def test_both_shipped_models_have_cards():
         for suffix in (".h5", ".pt", ".md"):
             assert card.with_suffix(suffix).is_file(), card.with_suffix(suffix)
         assert check_seal(card.with_suffix(".h5")), "shipped exports carry their SHA-256 (fileio.write_sealed_hdf5)"
+        assert "model_sha256" in load_checkpoint(card.with_suffix(".pt")), "and the checkpoints their weights'"
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=[c.stem for c in CARDS])
