@@ -31,16 +31,18 @@ timesteps, static input, model config and input contract — travels as JSON in 
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+import h5py
 import nir
 import numpy as np
 
-from ..fileio import atomic_write
+from ..fileio import check_seal, write_sealed_hdf5
 from ..graph import ExportError, Graph, InputSpec, Node
 
 META_KEY = "lava_spikeformer"
@@ -193,11 +195,19 @@ def _as_graph(graph_or_model) -> Graph:
 
 
 def write_nir(graph_or_model, path: os.PathLike) -> Path:
-    """Write a graph (or a ``MetaSpikeFormer``, folded first) as a NIR file, atomically."""
+    """Write a graph (or a ``MetaSpikeFormer``, folded first) as a NIR file, atomically and sealed as our
+    exports are (``fileio.write_sealed_hdf5``; NIR readers skip the user block): ``nir.write`` fills a
+    buffer, copied object by object into the sealed file."""
     nir_graph = graph_to_nir(_as_graph(graph_or_model))
-    path = Path(path)
-    atomic_write(path, lambda tmp: nir.write(tmp, nir_graph))
-    return path
+    buffer = io.BytesIO()
+    nir.write(buffer, nir_graph)
+
+    def fill(f: h5py.File) -> None:
+        with h5py.File(buffer, "r") as written:
+            f.attrs.update(written.attrs)
+            for name in written:
+                written.copy(written[name], f, name=name)
+    return write_sealed_hdf5(path, fill)
 
 
 # ------------------------------------------------------------------------------ import
@@ -236,6 +246,10 @@ def read_nir(path: os.PathLike) -> Graph:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such NIR file")
+    try:
+        check_seal(path)                                 # ours are sealed; other tools' files are not
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     try:
         return nir_to_graph(nir.read(path, type_check=False))     # grouped convs: see graph_to_nir
     except (OSError, ValueError, KeyError) as e:        # GraphError and ExportError are ValueErrors
