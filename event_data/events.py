@@ -7,6 +7,7 @@ import zlib
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 #: tonic's event dtype (``tonic.io.events_struct``, tested equal; written out because importing tonic
 #: loads torch): x int16, y int16, t int64 (µs), p bool (True = ON).
@@ -21,6 +22,11 @@ class EventDataError(ValueError):
 #: (truncated), zip and zlib errors (a damaged archive) and ``tokenize.TokenError``, which numpy's
 #: header parser lets through on a garbled header (found by flipping bytes of a written file).
 NUMPY_FILE_ERRORS = (OSError, ValueError, EOFError, tokenize.TokenError, zipfile.BadZipFile, zlib.error)
+
+#: What PIL raises on a damaged or hostile image: OSError/ValueError, SyntaxError (some broken
+#: headers), zlib errors, and ``DecompressionBombError`` (not an OSError) for a header claiming more
+#: than 2 x ``Image.MAX_IMAGE_PIXELS`` pixels.
+IMAGE_FILE_ERRORS = (OSError, ValueError, SyntaxError, zlib.error, Image.DecompressionBombError)
 
 
 def make_events(x, y, t, p) -> np.ndarray:

@@ -45,7 +45,6 @@ import hashlib
 import os
 import re
 import warnings
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple
@@ -53,7 +52,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from .events import EVENT_DTYPE, NUMPY_FILE_ERRORS, EventDataError, make_events
+from .events import EVENT_DTYPE, IMAGE_FILE_ERRORS, NUMPY_FILE_ERRORS, EventDataError, make_events
 from .transforms import frame_transform
 
 SENSOR_SIZE = (346, 260, 2)          # tonic's (W, H, P) of the DAVIS346
@@ -243,7 +242,7 @@ def decode_event_png(path: os.PathLike) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise EventDataError(f"{path}: frame missing") from None
-    except (OSError, SyntaxError, ValueError, zlib.error) as exc:
+    except IMAGE_FILE_ERRORS as exc:
         raise EventDataError(f"{path}: unreadable PNG ({exc})") from exc
     red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     off = (blue > red) & (blue > green)

@@ -1,5 +1,8 @@
 """Shared fixtures and helpers (test modules import helpers from here, never from each other)."""
 import gzip
+import io
+import struct
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +30,18 @@ def edited_export(path: Path):
     with h5py.File(path, "a") as f:
         yield f
     seal_hdf5(path)
+
+
+def write_bomb_png(path: Path, side: int = 30_000) -> Path:
+    """A 2x2 PNG whose header claims ``side`` x ``side`` pixels (valid CRC): PIL refuses it with
+    ``DecompressionBombError``, which is no OSError."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "white").save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = struct.pack(">II", side, side)                       # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))    # IHDR CRC over type + fields
+    path.write_bytes(bytes(data))
+    return path
 
 
 def randomize_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -20,7 +20,7 @@ from lava_spikeformer.data.folder import load_image_folder, load_image_folders
 from lava_spikeformer.training.distributed import Distributed
 from lava_spikeformer.training.recipe import build_optimizer, distillation_loss, load_teacher, paper_config
 
-from .conftest import write_tree
+from .conftest import write_bomb_png, write_tree
 
 MODEL = "meta_spikeformer_small32"
 
@@ -92,6 +92,11 @@ def test_folder_errors_name_the_folder_or_file(tmp_path):
     broken = load_image_folder(root, "train", img_size=32)
     with pytest.raises(DataError, match=r"cat/broken.png: cannot read image"):
         broken.batch(slice(0, len(broken)))
+    (root / "train" / "cat" / "broken.png").unlink()
+    write_bomb_png(root / "train" / "cat" / "bomb.png")         # PIL's DecompressionBombError, no OSError
+    bomb = load_image_folder(root, "train", img_size=32)
+    with pytest.raises(DataError, match=r"cat/bomb.png: cannot read image \(Image size \(900000000 pixels\)"):
+        bomb.batch(slice(0, len(bomb)))
 
 
 def test_paper_recipe_and_cli_overrides():

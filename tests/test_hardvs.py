@@ -15,6 +15,8 @@ from lava_spikeformer.data.event_frames import frame_set
 from event_data.transforms import frame_transform
 from lava_spikeformer.config import build_config
 
+from .conftest import write_bomb_png
+
 SMALL = {"train": 1, "val": 1, "test": 1}
 
 
@@ -292,6 +294,8 @@ def test_corrupt_missing_or_grey_png(tiny_frames):
     _fail(lambda: HARDVS(root, "test")[0], png, "unreadable PNG")
     Image.new("L", (346, 260), 128).save(png)
     _fail(lambda: HARDVS(root, "test")[0], png, "L image; HAR-DVS event frames are colour")
+    write_bomb_png(png)                                       # PIL's DecompressionBombError
+    _fail(lambda: HARDVS(root, "test")[0], png, "unreadable PNG (Image size (900000000 pixels) exceeds limit")
     png.write_bytes(good)
     second = (folder / "00000002.png").read_bytes()
     Image.new("RGB", (100, 50), (255, 255, 255)).save(folder / "00000002.png")

@@ -18,6 +18,8 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
+from event_data.events import IMAGE_FILE_ERRORS
+
 from .idx import DataError
 
 SPLITS = ("train", "val")
@@ -71,7 +73,7 @@ class FolderSet:
     def _load(self, path: str):
         try:
             return self.folder.loader(path)
-        except (OSError, ValueError) as exc:
+        except IMAGE_FILE_ERRORS as exc:
             raise DataError(f"{path}: cannot read image ({exc})") from exc
 
 
