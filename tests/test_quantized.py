@@ -41,6 +41,19 @@ def test_quantized_forward_equals_the_integer_reference(ablations, grad):
     np.testing.assert_array_equal(logits.detach().numpy(), expected)
 
 
+def test_evaluation_stays_exact_without_onednn():
+    """Without oneDNN, PyTorch sends float32 convolutions of batches >= 16 to NNPACK's Winograd, which
+    is not exact on integers (measured: off by 0.03); the float32 path must then not be taken."""
+    torch.manual_seed(0)
+    model = randomize_bn(create_model("meta_spikeformer_small28", timesteps=2)).eval()
+    graph = to_graph(model)
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+        logits = quantized_forward(model, x)
+    expected = simulate(graph, x.numpy(), precision="fixed")[graph.output].mean(0) / 64
+    np.testing.assert_array_equal(logits.numpy(), expected)
+
+
 def test_the_shipped_model_in_fixed_mode_predicts_what_lava_fixed_pt_runs():
     model, _ = load_model(TRAINED, neuron_mode="fixed", timesteps=4)
     model.eval()

@@ -63,10 +63,12 @@ _FLOAT32_EXACT = float(1 << 24)
 
 def _integer_conv(x: torch.Tensor, mantissa: torch.Tensor, row_sum: float, *args) -> torch.Tensor:
     """``F.conv2d`` of integer-valued float64 tensors, in float32 where that is exact and about three
-    times as fast: when evaluating on the CPU (oneDNN's direct convolution; a GPU may pick Winograd or
-    TF32) and ``max|x| * row_sum`` (``row_sum``: the largest ``sum |w|`` of an output channel) bounds
-    every partial sum below 2**24. Otherwise float64, exact below 2**53."""
-    if (x.device.type == "cpu" and not torch.is_grad_enabled()
+    times as fast: when evaluating on the CPU with oneDNN on (its direct convolution, or GEMM for
+    what oneDNN declines; without oneDNN, batches >= 16 go to NNPACK's Winograd; a GPU may pick
+    Winograd or TF32) and ``max|x| * row_sum`` (``row_sum``: the largest ``sum |w|`` of an output
+    channel) bounds every partial sum below 2**24. Otherwise float64, exact below 2**53."""
+    if (x.device.type == "cpu" and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled
             and float(x.abs().max()) * row_sum < _FLOAT32_EXACT):
         return F.conv2d(x.float(), mantissa.float(), None, *args).double()
     return F.conv2d(x, mantissa, None, *args)
