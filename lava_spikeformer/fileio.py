@@ -71,17 +71,18 @@ def write_sealed_hdf5(path: os.PathLike, fill) -> Path:
     return Path(path)
 
 
-def check_seal(path: os.PathLike) -> bool:
+def check_seal(path: os.PathLike, error: type = ValueError) -> bool:
     """True for an intact sealed file, False for an unsealed one (older exports, other tools' files);
-    ``ValueError`` naming the file when its bytes no longer match the seal (damaged after writing)."""
+    ``error`` (the caller's ValueError subclass) naming the file when its bytes no longer match the
+    seal (damaged after writing)."""
     with open(path, "rb") as f:
         head = f.read(len(SEAL_TAG) + 64)
     if not head.startswith(SEAL_TAG):
         return False
     expected = head[len(SEAL_TAG):].decode("ascii", "replace")
     if _sha256_after_user_block(path) != expected:
-        raise ValueError(f"{path}: damaged: its bytes no longer match the SHA-256 sealed into it when it was "
-                         f"written (truncated, or changed on disk or in transfer); write it again from its source")
+        raise error(f"{path}: damaged: its bytes no longer match the SHA-256 sealed into it when it was "
+                    f"written (truncated, or changed on disk or in transfer); write it again from its source")
     return True
 
 

@@ -124,10 +124,7 @@ def read_graph(path: os.PathLike) -> Graph:
     path = Path(path)
     if not path.exists():
         raise ExportError(f"{path}: no such export file")
-    try:
-        check_seal(path)
-    except ValueError as e:
-        raise ExportError(str(e)) from None
+    check_seal(path, ExportError)
     try:
         f = h5py.File(path, "r")
     except OSError as e:

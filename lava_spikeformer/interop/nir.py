@@ -246,10 +246,7 @@ def read_nir(path: os.PathLike) -> Graph:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such NIR file")
-    try:
-        check_seal(path)                                 # ours are sealed; other tools' files are not
-    except ValueError as e:
-        raise ExportError(str(e)) from None
+    check_seal(path, ExportError)                        # ours are sealed; other tools' files are not
     try:
         return nir_to_graph(nir.read(path, type_check=False))     # grouped convs: see graph_to_nir
     except (OSError, ValueError, KeyError) as e:        # GraphError and ExportError are ValueErrors
