@@ -78,7 +78,9 @@ def _curves(runs, path: Path) -> None:
             ax.plot(epochs, [100 * r["test_acc"] for r in rows], "o-", ms=3, label=f"{name}: test")
             ax.plot(epochs, [100 * r["train_acc"] for r in rows], ":", color=ax.lines[-1].get_color(),
                     label=f"{name}: train")
-    ax.set(xlabel="epoch", ylabel="top-1 %", title="small28, Fashion-MNIST (test: 2,000 per epoch, 10k after a run's last)")
+    ax.set(xlabel="epoch", ylabel="top-1 % (from 80 %: the first epochs lie below)", ylim=(80, 97.5),
+           title="small28, Fashion-MNIST (test: 2,000 per epoch, 10k after a run's last)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     path.parent.mkdir(parents=True, exist_ok=True)
