@@ -61,17 +61,13 @@ def _integer_as_mantissa(v: torch.Tensor) -> torch.Tensor:
 _FLOAT32_EXACT = float(1 << 24)
 
 
-def _integer_conv(x: torch.Tensor, mantissa: torch.Tensor, row_sum: float, *args) -> torch.Tensor:
-    """``F.conv2d`` of integer-valued float64 tensors, in float32 where that is exact and about three
-    times as fast: when evaluating on the CPU with oneDNN on (its direct convolution, or GEMM for
-    what oneDNN declines; without oneDNN, batches >= 16 go to NNPACK's Winograd; a GPU may pick
-    Winograd or TF32) and ``max|x| * row_sum`` (``row_sum``: the largest ``sum |w|`` of an output
-    channel) bounds every partial sum below 2**24. Otherwise float64, exact below 2**53."""
-    if (x.device.type == "cpu" and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled
-            and float(x.abs().max()) * row_sum < _FLOAT32_EXACT):
-        return F.conv2d(x.float(), mantissa.float(), None, *args).double()
-    return F.conv2d(x, mantissa, None, *args)
+def _float32_may_be_exact(x: torch.Tensor) -> bool:
+    """Whether a float32 convolution of integer-valued ``x`` can be exact: when evaluating on the CPU
+    with oneDNN on (its direct convolution, or GEMM for what oneDNN declines; without oneDNN, batches
+    >= 16 go to NNPACK's Winograd; a GPU may pick Winograd or TF32). It is exact, and about three times
+    as fast as float64, when moreover every partial sum stays below 2**24 (``_Runner._conv``)."""
+    return (x.device.type == "cpu" and not torch.is_grad_enabled() and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled)
 
 
 class _Spike(torch.autograd.Function):
@@ -101,7 +97,8 @@ class _IntegerLIF:
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         v = torch.zeros_like(x) if self.v is None else self.v
-        decayed = _through(v * self.keep, torch.trunc(v * self.keep))       # sign(v) floor(|v| keep)
+        kept = v * self.keep
+        decayed = _through(kept, torch.trunc(kept))                          # sign(v) floor(|v| keep)
         current = x * fixed.ONE
         limit = fixed.V_MAX + 1
         wrapped = torch.where(current > limit, current - 2 * limit, current)
@@ -136,7 +133,7 @@ class _Runner:
                         for n in nodes if n.op in ("lif", "sdsa")}
         self.synapses = {n.name: _weight(n.params["weight"], self.spike_input[n.name])
                          for n in nodes if n.op in ("conv", "dense")}
-        self.row_sums = {name: float(m.detach().abs().flatten(1).sum(1).max()) for name, (m, _) in self.synapses.items()}
+        self.row_sums: Dict[str, float] = {}           # largest sum |w| of an output channel, when first needed
         self.biases = {n.name: _integer_as_mantissa(_round(n.params["bias"] * fixed.ONE))
                        for n in nodes if "bias" in n.params}
 
@@ -156,8 +153,13 @@ class _Runner:
     def _conv(self, node, inputs):
         a = node.attrs
         mantissa, _ = self.synapses[node.name]
-        acc = _integer_conv(inputs[0], mantissa, self.row_sums[node.name], int(a["stride"]), int(a["padding"]), 1, int(a["groups"]))
-        return self._synapse_out(node, acc)
+        x, args = inputs[0], (int(a["stride"]), int(a["padding"]), 1, int(a["groups"]))
+        if _float32_may_be_exact(x):
+            if node.name not in self.row_sums:
+                self.row_sums[node.name] = float(mantissa.abs().flatten(1).sum(1).max())
+            if float(x.abs().max()) * self.row_sums[node.name] < _FLOAT32_EXACT:    # every partial sum
+                return self._synapse_out(node, F.conv2d(x.float(), mantissa.float(), None, *args).double())
+        return self._synapse_out(node, F.conv2d(x, mantissa, None, *args))
 
     def _dense(self, node, inputs):
         mantissa, _ = self.synapses[node.name]
